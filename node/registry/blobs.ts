@@ -1,0 +1,82 @@
+/**
+ * `GET`, `HEAD` and `DELETE /v2/<name>/blobs/<digest>`. Blobs live in one
+ * content store for every repository, so the repository in the path only
+ * has to be a valid name.
+ */
+import { pipeline } from 'node:stream/promises'
+import { logger } from '@libp2p/logger'
+import { parseDigest, type OciDigest } from '../../protocol/digest.js'
+import { ensureLocal, type MethodHandlers, type RegistryRequest } from './context.js'
+import { RegistryError } from './errors.js'
+import { parseRange } from './range.js'
+
+const log = logger('kilomesh:registry:blobs')
+
+/** Content type of every blob answer; the media type lives in the manifest, not with the blob. */
+const BLOB_CONTENT_TYPE = 'application/octet-stream'
+
+function blobUnknown (digest: OciDigest, looked: string): RegistryError {
+  return new RegistryError('BLOB_UNKNOWN', `blob ${digest} is not ${looked}: push it first, or publish an image that contains it from an agent in reach`)
+}
+
+/**
+ * Serves a blob, whole or one byte range. A GET of a blob that is not local
+ * fetches it through the mesh first. A HEAD only looks at the local store:
+ * clients push with a HEAD per blob to learn whether to upload it, and a
+ * mesh lookup there would hold up every push of a new blob for the whole
+ * fetch timeout.
+ */
+async function serveBlob (request: RegistryRequest, digestText: string): Promise<void> {
+  const { req, res, signal } = request
+  const store = request.context.backend.store
+  const digest = parseDigest(digestText)
+  const head = req.method === 'HEAD'
+
+  const present = head ? await store.has(digest) : await ensureLocal(request, digest)
+  if (!present) {
+    throw blobUnknown(digest, head ? 'in this agent\'s store' : 'in this agent\'s store and no peer in reach returned it in time')
+  }
+
+  const info = await store.verify(digest, { signal })
+  const range = parseRange(req.headers.range, info.sizeBytes)
+
+  res.setHeader('Content-Type', BLOB_CONTENT_TYPE)
+  res.setHeader('Docker-Content-Digest', digest)
+  res.setHeader('Accept-Ranges', 'bytes')
+  res.setHeader('ETag', `"${digest}"`)
+  res.setHeader('Cache-Control', 'max-age=31536000, immutable')
+
+  if (range == null) {
+    res.statusCode = 200
+    res.setHeader('Content-Length', info.sizeBytes)
+  } else {
+    res.statusCode = 206
+    res.setHeader('Content-Length', range.end - range.start + 1)
+    res.setHeader('Content-Range', `bytes ${range.start}-${range.end}/${info.sizeBytes}`)
+  }
+
+  if (head) {
+    res.end()
+    return
+  }
+
+  const { stream } = await store.readStream(digest, range == null ? { signal } : { signal, offset: range.start, end: range.end })
+  await pipeline(stream, res)
+
+  // Least-recently-used eviction reads the blob's mtime, so a pull counts as a use.
+  await store.touch(digest).catch((err: Error) => { log('could not mark %s as used - %e', digest, err) })
+}
+
+/** Handlers of `/v2/<name>/blobs/<digest>`. */
+export const blobHandlers: MethodHandlers<'blob'> = {
+  GET: async (request, resource) => {
+    await serveBlob(request, resource.digest)
+  },
+
+  // Deleting from the shared content store would break every other
+  // repository and tag that uses the blob; unused blobs leave through the
+  // store's quota and garbage collection instead.
+  DELETE: async (_request, resource) => {
+    throw new RegistryError('METHOD_NOT_ALLOWED', `blob ${resource.digest.slice(0, 80)} cannot be deleted through the registry: blobs are shared by every repository and removed by garbage collection once no pinned tag uses them; delete the tag or manifest instead`, { Allow: 'GET, HEAD' })
+  }
+}

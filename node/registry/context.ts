@@ -1,0 +1,76 @@
+/** What every resource handler of the registry API receives. */
+import { logger } from '@libp2p/logger'
+import { RegistryError } from './errors.js'
+import type { RegistryBackend } from './backend.js'
+import type { ReferrersIndex } from './referrers-index.js'
+import type { Resource, Route } from './route.js'
+import type { UploadSessions } from './upload-sessions.js'
+import type { OciDigest } from '../../protocol/digest.js'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+
+const log = logger('kilomesh:registry')
+
+/** Limits and timeouts of a running registry, with defaults applied. */
+export interface RegistryLimits {
+  maxUploadBytes: number
+  resolveTimeoutMs: number
+  fetchTimeoutMs: number
+}
+
+/** Services shared by all requests of one server. */
+export interface RegistryContext {
+  backend: RegistryBackend
+  uploads: UploadSessions
+  referrers: ReferrersIndex
+  limits: RegistryLimits
+}
+
+/** One request being handled. */
+export interface RegistryRequest {
+  context: RegistryContext
+  req: IncomingMessage
+  res: ServerResponse
+  route: Route
+  /** Aborts when the client goes away or the server stops. */
+  signal: AbortSignal
+}
+
+/** HTTP methods of the distribution API. */
+export type Method = 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE'
+
+/** A handler for one kind of resource: it answers or throws a RegistryError. */
+export type ResourceHandler<K extends Resource['kind']> = (request: RegistryRequest, resource: Extract<Resource, { kind: K }>) => Promise<void>
+
+/** Handlers of one kind of resource by HTTP method; HEAD falls back to GET's handler when absent. */
+export type MethodHandlers<K extends Resource['kind']> = Partial<Record<Method, ResourceHandler<K>>>
+
+/** Returns a signal that fires on the request's signal or after `timeoutMs`. */
+export function withTimeout (signal: AbortSignal, timeoutMs: number): AbortSignal {
+  return AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)])
+}
+
+/**
+ * Makes a blob local: returns true at once when the store has it, else asks
+ * the mesh within the fetch timeout. A fetch that fails or times out counts
+ * as no source; a cancelled request throws UNAVAILABLE.
+ */
+export async function ensureLocal (request: RegistryRequest, digest: OciDigest, sizeBytes?: number): Promise<boolean> {
+  const { backend, limits } = request.context
+  if (await backend.store.has(digest)) {
+    return true
+  }
+
+  try {
+    return await backend.fetchBlob(digest, { signal: withTimeout(request.signal, limits.fetchTimeoutMs), sizeBytes })
+  } catch (err) {
+    if (request.signal.aborted) {
+      throw new RegistryError('UNAVAILABLE', `request for ${digest} was cancelled`)
+    }
+
+    // A timeout or a failed fetch both mean no source in time, which the
+    // client must learn as BLOB_UNKNOWN or MANIFEST_UNKNOWN (a 404), not as a
+    // 500: containerd only moves on to its next mirror after a 404.
+    log('fetch of %s through the mesh failed - %e', digest, err)
+    return false
+  }
+}

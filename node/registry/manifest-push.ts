@@ -1,0 +1,110 @@
+/**
+ * `PUT /v2/<name>/manifests/<reference>`: stores a manifest or index and,
+ * for a tag, signs and announces the tag record through the agent, as
+ * `kilomesh publish` does.
+ *
+ * Every blob the manifest references (config and layers, or the child
+ * manifests of an index) must be present, locally or from the mesh within
+ * the fetch timeout, with the size its descriptor gives. Otherwise the push
+ * is rejected with MANIFEST_BLOB_UNKNOWN or MANIFEST_INVALID before anything
+ * is stored: a tag announced to the whole mesh must never point at an image
+ * that no device can pull. The OCI distribution spec allows a registry to
+ * reject such pushes. A `subject` need not be present, as the spec asks.
+ */
+import { logger } from '@libp2p/logger'
+import { MAX_MANIFEST_BYTES } from '../../protocol/constants.js'
+import { digestOf } from '../../protocol/digest.js'
+import { InvalidManifestError } from '../image/errors.js'
+import { childDescriptors, parseManifest, type Descriptor, type ParsedManifest } from '../image/manifest.js'
+import { isIndexMediaType, isManifestMediaType, normalizeMediaType } from '../image/media-types.js'
+import { ensureLocal, type RegistryRequest, type ResourceHandler } from './context.js'
+import { RegistryError } from './errors.js'
+import { readBody, sendEmpty } from './http.js'
+import { parseManifestReference } from './manifest-reference.js'
+import { repositoryPath } from './route.js'
+
+const log = logger('kilomesh:registry:manifests')
+
+/**
+ * Returns the Content-Type as a media type hint for parseManifest, or
+ * undefined when it names no manifest type (some clients send
+ * application/json and rely on the body's own mediaType).
+ */
+function mediaTypeHint (contentType: string | undefined): string | undefined {
+  if (contentType == null) {
+    return undefined
+  }
+
+  const mediaType = normalizeMediaType(contentType)
+  return isManifestMediaType(mediaType) || isIndexMediaType(mediaType) ? mediaType : undefined
+}
+
+function parsePushedManifest (bytes: Uint8Array, contentType: string | undefined): ParsedManifest {
+  try {
+    return parseManifest(bytes, mediaTypeHint(contentType))
+  } catch (err) {
+    if (err instanceof InvalidManifestError) {
+      throw new RegistryError('MANIFEST_INVALID', err.message)
+    }
+    throw err
+  }
+}
+
+/** Checks that every referenced blob is present with its declared size, fetching missing ones through the mesh. */
+async function requireChildren (request: RegistryRequest, manifest: ParsedManifest): Promise<void> {
+  const store = request.context.backend.store
+  const children = childDescriptors(manifest)
+
+  const fetched = await Promise.all(children.map(async child => ensureLocal(request, child.digest, child.size)))
+  const missing = children.filter((_child, i) => fetched[i] !== true)
+  if (missing.length > 0) {
+    const list = missing.slice(0, 5).map(child => child.digest).join(', ')
+    const more = missing.length > 5 ? ` and ${missing.length - 5} more` : ''
+    throw new RegistryError('MANIFEST_BLOB_UNKNOWN', `manifest references ${missing.length} blob(s) that this agent does not have and no peer returned in time: ${list}${more}; push the blobs before the manifest`)
+  }
+
+  for (const child of children) {
+    const info = await store.stat(child.digest)
+    if (info != null && info.sizeBytes !== child.size) {
+      throw new RegistryError('MANIFEST_INVALID', `manifest gives blob ${child.digest} a size of ${child.size} bytes, but the blob has ${info.sizeBytes} bytes`)
+    }
+  }
+}
+
+/** Handler of `PUT /v2/<name>/manifests/<reference>`. */
+export const manifestPushHandler: ResourceHandler<'manifest'> = async (request, resource) => {
+  const { context, req, res, signal } = request
+  const name = resource.repository
+  const reference = parseManifestReference(resource.reference)
+
+  const bytes = await readBody(req, MAX_MANIFEST_BYTES, 'MANIFEST_TOO_LARGE', 'manifest')
+  const manifest = parsePushedManifest(bytes, req.headers['content-type'])
+
+  const digest = digestOf(bytes)
+  if (reference.digest != null && reference.digest !== digest) {
+    throw new RegistryError('DIGEST_INVALID', `manifest pushed as ${reference.digest} hashes to ${digest}: push it by tag, or by the digest of the exact bytes sent`)
+  }
+
+  await requireChildren(request, manifest)
+  await context.backend.store.put(bytes, digest, { signal })
+  context.referrers.add(digest, bytes)
+
+  const descriptor: Descriptor = { mediaType: manifest.mediaType, digest, size: bytes.byteLength }
+  if (reference.tag != null) {
+    await context.backend.publishTag(name.repository, reference.tag, descriptor, { signal })
+    log('published %s:%s as %s', name.repository, reference.tag, digest)
+  } else {
+    log('stored manifest %s in %s', digest, name.repository)
+  }
+
+  const headers: Record<string, string> = {
+    Location: repositoryPath(name, `manifests/${digest}`),
+    'Docker-Content-Digest': digest
+  }
+  if (manifest.kind === 'image' && manifest.subject != null) {
+    // Tells the client that this registry indexes referrers itself, so it
+    // need not maintain the fallback referrers tag.
+    headers['OCI-Subject'] = manifest.subject.digest
+  }
+  sendEmpty(res, 201, headers)
+}

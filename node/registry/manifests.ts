@@ -1,0 +1,175 @@
+/**
+ * `GET`, `HEAD` and `DELETE /v2/<name>/manifests/<reference>`, by tag or by
+ * digest. A tag is resolved by the agent (local catalog, then peers) and a
+ * manifest that is not local is fetched through the mesh, both within
+ * bounded times, so a client with no source gets MANIFEST_UNKNOWN quickly.
+ * `PUT` lives in manifest-push.ts.
+ */
+import { logger } from '@libp2p/logger'
+import { MAX_MANIFEST_BYTES } from '../../protocol/constants.js'
+import type { OciDigest } from '../../protocol/digest.js'
+import { parseManifest, type ParsedManifest } from '../image/manifest.js'
+import { localPlatform, selectManifests } from '../image/platform.js'
+import { ensureLocal, withTimeout, type MethodHandlers, type RegistryRequest } from './context.js'
+import { RegistryError } from './errors.js'
+import { sendEmpty } from './http.js'
+import { manifestPushHandler } from './manifest-push.js'
+import { parseManifestReference } from './manifest-reference.js'
+import { describeAccepted, isAccepted, parseAccept, type AcceptedTypes } from './negotiation.js'
+import type { Descriptor } from '../image/manifest.js'
+
+const log = logger('kilomesh:registry:manifests')
+
+/** A manifest loaded from the store, with its digest and parsed form. */
+interface LoadedManifest {
+  digest: OciDigest
+  bytes: Uint8Array
+  manifest: ParsedManifest
+}
+
+/**
+ * Resolves a tag through the agent within the resolve timeout. A timeout or
+ * a failed lookup answers "unknown", because containerd only falls back to
+ * its next mirror on a 404.
+ */
+async function resolveTag (request: RegistryRequest, repository: string, tag: string): Promise<Descriptor | undefined> {
+  const { backend, limits } = request.context
+  try {
+    return await backend.resolveTag(repository, tag, { signal: withTimeout(request.signal, limits.resolveTimeoutMs) })
+  } catch (err) {
+    if (request.signal.aborted) {
+      throw new RegistryError('UNAVAILABLE', `request for ${repository}:${tag} was cancelled`)
+    }
+
+    log('resolving %s:%s failed - %e', repository, tag, err)
+    return undefined
+  }
+}
+
+/**
+ * Loads and parses a manifest by digest, fetching it through the mesh when
+ * it is not local. Returns undefined when no source has it, or when the blob
+ * is too large or not a manifest (a layer asked for as a manifest).
+ */
+async function loadManifest (request: RegistryRequest, digest: OciDigest, hint?: Descriptor): Promise<LoadedManifest | undefined> {
+  const store = request.context.backend.store
+  if (!await ensureLocal(request, digest, hint?.size)) {
+    return undefined
+  }
+
+  const info = await store.stat(digest)
+  if (info == null || info.sizeBytes > MAX_MANIFEST_BYTES) {
+    return undefined
+  }
+
+  const bytes = await store.read(digest, { signal: request.signal })
+  try {
+    return { digest, bytes, manifest: parseManifest(bytes, hint?.mediaType) }
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * Picks the manifest of this agent's own platform from an index, for a
+ * client that does not accept indexes; the reference registry does the same
+ * for linux/amd64.
+ */
+async function selectForPlatform (request: RegistryRequest, loaded: LoadedManifest, accepted: AcceptedTypes): Promise<LoadedManifest | undefined> {
+  if (loaded.manifest.kind !== 'index') {
+    return undefined
+  }
+
+  const candidates = selectManifests(loaded.manifest, localPlatform())
+    .filter(descriptor => isAccepted(accepted, descriptor.mediaType))
+
+  for (const candidate of candidates) {
+    const child = await loadManifest(request, candidate.digest, candidate)
+    if (child != null) {
+      return child
+    }
+  }
+  return undefined
+}
+
+/** Serves a manifest by tag or digest, with content negotiation. */
+async function serveManifest (request: RegistryRequest, repository: string, referenceText: string): Promise<void> {
+  const { req, res } = request
+  const reference = parseManifestReference(referenceText)
+  const shown = reference.tag != null ? `${repository}:${reference.tag}` : `${repository}@${reference.digest}`
+
+  let descriptor: Descriptor | undefined
+  if (reference.tag != null) {
+    descriptor = await resolveTag(request, repository, reference.tag)
+    if (descriptor == null) {
+      throw new RegistryError('MANIFEST_UNKNOWN', `manifest ${shown} is unknown: no agent in reach knows the tag (list tags with GET /v2/${repository}/tags/list)`)
+    }
+  }
+
+  const digest = descriptor?.digest ?? reference.digest
+  let loaded = digest == null ? undefined : await loadManifest(request, digest, descriptor)
+  if (loaded == null) {
+    throw new RegistryError('MANIFEST_UNKNOWN', `manifest ${shown} is unknown: it is not in this agent's store, no peer in reach returned it in time, or the blob is not a manifest`)
+  }
+
+  const accepted = parseAccept(req)
+  if (!isAccepted(accepted, loaded.manifest.mediaType)) {
+    const mediaType = loaded.manifest.mediaType
+    loaded = await selectForPlatform(request, loaded, accepted)
+    if (loaded == null) {
+      throw new RegistryError('MANIFEST_UNKNOWN', `manifest ${shown} is a ${mediaType}, which the request does not accept (Accept: ${describeAccepted(accepted)}); add it to the Accept header`)
+    }
+  }
+
+  res.statusCode = 200
+  res.setHeader('Content-Type', loaded.manifest.mediaType)
+  res.setHeader('Content-Length', loaded.bytes.byteLength)
+  res.setHeader('Docker-Content-Digest', loaded.digest)
+  res.setHeader('ETag', `"${loaded.digest}"`)
+  res.end(req.method === 'HEAD' ? undefined : loaded.bytes)
+}
+
+/**
+ * Deletes a tag, or by digest every tag of the repository that points at
+ * that manifest, each as a signed tombstone. The manifest blob stays in the
+ * shared content store until garbage collection, because other repositories
+ * may use it.
+ */
+async function deleteManifest (request: RegistryRequest, repository: string, referenceText: string): Promise<void> {
+  const { backend, limits } = request.context
+  const reference = parseManifestReference(referenceText)
+  const options = { signal: withTimeout(request.signal, limits.resolveTimeoutMs) }
+
+  if (reference.tag != null) {
+    if (!await backend.deleteTag(repository, reference.tag, options)) {
+      throw new RegistryError('MANIFEST_UNKNOWN', `tag ${repository}:${reference.tag} is unknown, so there is nothing to delete`)
+    }
+    sendEmpty(request.res, 202)
+    return
+  }
+
+  let deleted = 0
+  for (const tag of await backend.listTags(repository, options)) {
+    const current = await backend.resolveTag(repository, tag, options)
+    if (current?.digest === reference.digest && await backend.deleteTag(repository, tag, options)) {
+      deleted++
+    }
+  }
+
+  if (deleted === 0 && !await backend.store.has(reference.digest)) {
+    throw new RegistryError('MANIFEST_UNKNOWN', `manifest ${repository}@${reference.digest} is unknown: no tag of the repository points at it and it is not in this agent's store`)
+  }
+
+  sendEmpty(request.res, 202)
+}
+
+/** Handlers of `/v2/<name>/manifests/<reference>`. */
+export const manifestHandlers: MethodHandlers<'manifest'> = {
+  GET: async (request, resource) => {
+    await serveManifest(request, resource.repository.repository, resource.reference)
+  },
+  PUT: manifestPushHandler,
+  DELETE: async (request, resource) => {
+    await deleteManifest(request, resource.repository.repository, resource.reference)
+  }
+}

@@ -1,0 +1,191 @@
+/**
+ * The OCI distribution API of a kilomesh agent, served with node:http (or
+ * node:https with a certificate) over a {@link RegistryBackend}. Pulls of
+ * tags and blobs that are not local go through the backend to the mesh;
+ * pushes store blobs in the content store and publish tags to the mesh.
+ *
+ * @example
+ * ```ts
+ * const server = new RegistryServer(backend, { host: '127.0.0.1', port: 5000, uploadFolder: join(dir, 'uploads') })
+ * const { port } = await server.start()
+ * // skopeo copy oci:./image:v1 docker://127.0.0.1:5000/demo/httpd:v1 --dest-tls-verify=false
+ * await server.stop()
+ * ```
+ *
+ * @see https://github.com/opencontainers/distribution-spec/blob/main/spec.md
+ */
+import { readFile } from 'node:fs/promises'
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { createServer as createHttpsServer } from 'node:https'
+import { logger } from '@libp2p/logger'
+import { DEFAULT_FETCH_TIMEOUT_MS, DEFAULT_MAX_UPLOAD_BYTES, DEFAULT_MAX_UPLOADS, DEFAULT_RESOLVE_TIMEOUT_MS, DEFAULT_UPLOAD_TTL_MS } from './constants.js'
+import { RegistryError, sendError, toRegistryError } from './errors.js'
+import { hasUnreadBody } from './http.js'
+import { dispatch } from './dispatch.js'
+import { ReferrersIndex } from './referrers-index.js'
+import { parseRoute } from './route.js'
+import { UploadSessions } from './upload-sessions.js'
+import type { RegistryBackend } from './backend.js'
+import type { RegistryContext } from './context.js'
+import type { AbortOptions } from '@libp2p/interface'
+import type { AddressInfo, Socket } from 'node:net'
+
+const log = logger('kilomesh:registry')
+
+/** Settings of a registry server. */
+export interface RegistryInit {
+  /** Address to listen on; loopback keeps the API on this device. */
+  host: string
+  /** TCP port; 0 picks a free one, which `start` returns. */
+  port: number
+  /** PEM certificate and key files; without them the API is plain HTTP. */
+  tls?: { certFile: string, keyFile: string }
+  /** Folder for uploads in progress, inside the data directory (DIR/uploads) so they share its filesystem. */
+  uploadFolder: string
+  /** @default DEFAULT_MAX_UPLOAD_BYTES (256 MiB) */
+  maxUploadBytes?: number
+  /** Idle time after which an upload is dropped. @default DEFAULT_UPLOAD_TTL_MS (1 hour) */
+  uploadTtlMs?: number
+  /** Time to resolve a tag that is not local by asking peers. @default DEFAULT_RESOLVE_TIMEOUT_MS (5 s) */
+  resolveTimeoutMs?: number
+  /** Time to fetch a blob that is not local through the mesh. @default DEFAULT_FETCH_TIMEOUT_MS (60 s) */
+  fetchTimeoutMs?: number
+  /** Uploads in progress at once. @default DEFAULT_MAX_UPLOADS (64) */
+  maxUploads?: number
+}
+
+/** Byte that starts every TLS record of type handshake, and so every ClientHello. */
+const TLS_HANDSHAKE_BYTE = 0x16
+
+export class RegistryServer {
+  private readonly context: RegistryContext
+  private server?: Server
+  private shutdown?: AbortController
+  private readonly sockets = new Set<Socket>()
+
+  constructor (private readonly backend: RegistryBackend, private readonly init: RegistryInit) {
+    this.context = {
+      backend,
+      uploads: new UploadSessions(backend.store, {
+        folder: init.uploadFolder,
+        maxUploadBytes: init.maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES,
+        uploadTtlMs: init.uploadTtlMs ?? DEFAULT_UPLOAD_TTL_MS,
+        maxUploads: init.maxUploads ?? DEFAULT_MAX_UPLOADS
+      }),
+      referrers: new ReferrersIndex(backend.store),
+      limits: {
+        maxUploadBytes: init.maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES,
+        resolveTimeoutMs: init.resolveTimeoutMs ?? DEFAULT_RESOLVE_TIMEOUT_MS,
+        fetchTimeoutMs: init.fetchTimeoutMs ?? DEFAULT_FETCH_TIMEOUT_MS
+      }
+    }
+  }
+
+  /** Uploads in progress, for tests and status. */
+  get uploads (): UploadSessions {
+    return this.context.uploads
+  }
+
+  /** Starts listening; returns the bound address. Calling it again returns the same address. */
+  async start (options?: AbortOptions): Promise<{ host: string, port: number }> {
+    if (this.server != null) {
+      return this.address()
+    }
+
+    options?.signal?.throwIfAborted()
+    await this.context.uploads.start()
+    this.shutdown = new AbortController()
+
+    const handler = (req: IncomingMessage, res: ServerResponse): void => { void this.handle(req, res) }
+    const server = this.init.tls == null
+      ? createHttpServer(handler)
+      : createHttpsServer({ cert: await readFile(this.init.tls.certFile), key: await readFile(this.init.tls.keyFile) }, handler)
+
+    server.on('connection', (socket: Socket) => {
+      this.sockets.add(socket)
+      socket.once('close', () => this.sockets.delete(socket))
+    })
+    server.on('clientError', (err: Error & { code?: string }, socket: Socket) => { this.rejectMalformed(err, socket) })
+
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(this.init.port, this.init.host, () => {
+        server.off('error', reject)
+        resolve()
+      })
+    })
+
+    this.server = server
+    const address = this.address()
+    log('registry listening on %s://%s:%d', this.init.tls == null ? 'http' : 'https', address.host, address.port)
+    return address
+  }
+
+  /** Stops listening, cuts open connections and drops uploads in progress. Safe to call more than once. */
+  async stop (): Promise<void> {
+    const server = this.server
+    if (server == null) {
+      return
+    }
+
+    this.server = undefined
+    this.shutdown?.abort()
+    await new Promise<void>(resolve => {
+      server.close(() => { resolve() })
+      for (const socket of this.sockets) {
+        socket.destroy()
+      }
+    })
+    await this.context.uploads.stop()
+    log('registry stopped')
+  }
+
+  private address (): { host: string, port: number } {
+    const address = this.server?.address() as AddressInfo | null | undefined
+    if (address == null) {
+      throw new Error('registry server is not listening')
+    }
+    return { host: address.address, port: address.port }
+  }
+
+  /**
+   * Answers a request that node:http could not parse. Clients such as skopeo
+   * first try TLS on a plain-HTTP port; their ClientHello fails to parse at
+   * its first byte, so they get a 400 and a closed connection at once and
+   * fall back to plain HTTP.
+   */
+  private rejectMalformed (err: Error & { code?: string, rawPacket?: Buffer }, socket: Socket): void {
+    const tls = err.rawPacket?.[0] === TLS_HANDSHAKE_BYTE
+    log('rejected %s from %s - %s', tls ? 'a TLS handshake on the plain-HTTP port' : 'a malformed request', socket.remoteAddress, err.code ?? err.message)
+
+    if (socket.writable && err.code !== 'ECONNRESET') {
+      socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n')
+    }
+    socket.destroySoon()
+  }
+
+  private async handle (req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const startedMs = Date.now()
+    const controller = new AbortController()
+    const onClose = (): void => {
+      if (!res.writableFinished) {
+        controller.abort()
+      }
+    }
+    res.once('close', onClose)
+    const signal = AbortSignal.any([controller.signal, this.shutdown?.signal ?? controller.signal])
+
+    try {
+      const route = parseRoute(req.url ?? '/')
+      await dispatch({ context: this.context, req, res, route, signal })
+    } catch (err) {
+      const error = toRegistryError(err)
+      if (error.kind.status >= 500 && !(err instanceof RegistryError)) {
+        log.error('%s %s failed - %e', req.method, req.url, err)
+      }
+      sendError(res, error, { closeConnection: hasUnreadBody(req), head: req.method === 'HEAD' })
+    }
+
+    log.trace('%s %s -> %d in %d ms', req.method, req.url, res.statusCode, Date.now() - startedMs)
+  }
+}

@@ -1,0 +1,210 @@
+/**
+ * Blob uploads in progress. Each upload is a partial file in the upload
+ * folder of the data directory plus a record in memory. A finished upload is
+ * copied into the content store through BlobStore.putStream, which hashes the
+ * bytes again, so nothing reaches the store unverified. Uploads expire after
+ * a time without requests, and their total size and number are bounded.
+ */
+import { randomUUID } from 'node:crypto'
+import { createReadStream } from 'node:fs'
+import { mkdir, open, readdir, rm } from 'node:fs/promises'
+import { join } from 'node:path'
+import { logger } from '@libp2p/logger'
+import { RegistryError } from './errors.js'
+import type { OciDigest } from '../../protocol/digest.js'
+import type { BlobStore } from '../store/blob-store.js'
+import type { AbortOptions } from '@libp2p/interface'
+
+const log = logger('kilomesh:registry:uploads')
+
+/** Longest time between two expiry sweeps. */
+const MAX_SWEEP_INTERVAL_MS = 60_000
+
+const UPLOAD_ID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
+
+/** One upload in progress. */
+export interface UploadSession {
+  readonly id: string
+  /** Repository the upload was started in; requests through another repository do not see it. */
+  readonly repository: string
+  readonly path: string
+  /** Bytes received so far, which is also where the next chunk must start. */
+  sizeBytes: number
+  lastUsedMs: number
+  /** True while a request streams into the file; a second writer is rejected. */
+  busy: boolean
+}
+
+export interface UploadSessionsInit {
+  folder: string
+  maxUploadBytes: number
+  uploadTtlMs: number
+  maxUploads: number
+}
+
+/** The set of uploads in progress, with their partial files. */
+export class UploadSessions {
+  private readonly sessions = new Map<string, UploadSession>()
+  private sweepTimer?: NodeJS.Timeout
+
+  constructor (private readonly store: BlobStore, private readonly init: UploadSessionsInit) {}
+
+  /**
+   * Creates the upload folder and removes the partial files of a previous
+   * run, whose records were only in memory and cannot be resumed.
+   */
+  async start (): Promise<void> {
+    await mkdir(this.init.folder, { recursive: true })
+    for (const name of await readdir(this.init.folder)) {
+      await rm(join(this.init.folder, name), { force: true, recursive: true })
+    }
+
+    const intervalMs = Math.max(1, Math.min(this.init.uploadTtlMs / 2, MAX_SWEEP_INTERVAL_MS))
+    this.sweepTimer = setInterval(() => { void this.sweep() }, intervalMs)
+    this.sweepTimer.unref()
+  }
+
+  /** Drops every upload and its partial file. */
+  async stop (): Promise<void> {
+    clearInterval(this.sweepTimer)
+    this.sweepTimer = undefined
+    for (const session of [...this.sessions.values()]) {
+      await this.remove(session)
+    }
+  }
+
+  /** Number of uploads in progress. */
+  get size (): number {
+    return this.sessions.size
+  }
+
+  /** Starts an empty upload in a repository. */
+  async create (repository: string): Promise<UploadSession> {
+    if (this.sessions.size >= this.init.maxUploads) {
+      throw new RegistryError('TOO_MANY_UPLOADS', `${this.sessions.size} uploads are already in progress, the limit is ${this.init.maxUploads}: finish or cancel one, or wait ${Math.ceil(this.init.uploadTtlMs / 1000)} s for idle ones to expire`)
+    }
+
+    const id = randomUUID()
+    const path = join(this.init.folder, id)
+    const handle = await open(path, 'wx', 0o644)
+    await handle.close()
+
+    const session: UploadSession = { id, repository, path, sizeBytes: 0, lastUsedMs: Date.now(), busy: false }
+    this.sessions.set(id, session)
+    log('started upload %s in %s', id, repository)
+    return session
+  }
+
+  /** Returns an upload of a repository, or throws BLOB_UPLOAD_UNKNOWN naming the ID. */
+  get (id: string, repository: string): UploadSession {
+    const session = UPLOAD_ID_PATTERN.test(id) ? this.sessions.get(id) : undefined
+    if (session?.repository !== repository) {
+      throw new RegistryError('BLOB_UPLOAD_UNKNOWN', `upload ${JSON.stringify(id.slice(0, 100))} is unknown in repository ${repository}: it finished, expired or was cancelled, so start a new one with POST /v2/${repository}/blobs/uploads/`)
+    }
+
+    session.lastUsedMs = Date.now()
+    return session
+  }
+
+  /**
+   * Appends a stream of bytes at the end of an upload and returns how many
+   * arrived. When the stream fails, passes the size limit or differs from
+   * `expectedBytes`, the file is cut back to where this call started, so the
+   * client may send the same chunk again.
+   */
+  async append (session: UploadSession, source: AsyncIterable<Uint8Array>, options: AbortOptions & { expectedBytes?: number } = {}): Promise<number> {
+    if (session.busy) {
+      throw new RegistryError('BLOB_UPLOAD_BUSY', `upload ${session.id} is already receiving a chunk: send chunks one after the other`)
+    }
+
+    session.busy = true
+    const startBytes = session.sizeBytes
+    const handle = await open(session.path, 'r+')
+    let positionBytes = startBytes
+
+    try {
+      for await (const chunk of source) {
+        options.signal?.throwIfAborted()
+
+        if (positionBytes + chunk.byteLength > this.init.maxUploadBytes) {
+          throw new RegistryError('BLOB_TOO_LARGE', `upload ${session.id} would grow past the limit of ${this.init.maxUploadBytes} bytes`)
+        }
+
+        let written = 0
+        while (written < chunk.byteLength) {
+          const { bytesWritten } = await handle.write(chunk, written, chunk.byteLength - written, positionBytes + written)
+          written += bytesWritten
+        }
+        positionBytes += chunk.byteLength
+      }
+
+      const receivedBytes = positionBytes - startBytes
+      if (options.expectedBytes != null && receivedBytes !== options.expectedBytes) {
+        throw new RegistryError('SIZE_INVALID', `chunk for upload ${session.id} has ${receivedBytes} bytes, but its Content-Range announced ${options.expectedBytes}`)
+      }
+
+      session.sizeBytes = positionBytes
+      return receivedBytes
+    } catch (err) {
+      await handle.truncate(startBytes)
+      throw err
+    } finally {
+      await handle.close()
+      session.busy = false
+      session.lastUsedMs = Date.now()
+    }
+  }
+
+  /**
+   * Moves a finished upload into the content store under `digest`. The
+   * upload ends either way: on a mismatch the client has to start over, as
+   * the reference registry also does.
+   */
+  async complete (session: UploadSession, digest: OciDigest, options?: AbortOptions): Promise<{ digest: OciDigest, sizeBytes: number }> {
+    if (session.busy) {
+      throw new RegistryError('BLOB_UPLOAD_BUSY', `upload ${session.id} is still receiving a chunk: wait for it before completing the upload`)
+    }
+
+    session.busy = true
+    try {
+      const stored = await this.store.putStream(createReadStream(session.path, { signal: options?.signal }), digest, { expectedSizeBytes: session.sizeBytes, signal: options?.signal })
+      log('completed upload %s as %s (%d bytes)', session.id, stored.digest, stored.sizeBytes)
+      return stored
+    } finally {
+      await this.remove(session)
+    }
+  }
+
+  /** Cancels an upload and deletes its partial file. */
+  async cancel (session: UploadSession): Promise<void> {
+    await this.remove(session)
+    log('cancelled upload %s', session.id)
+  }
+
+  private async remove (session: UploadSession): Promise<void> {
+    this.sessions.delete(session.id)
+    await rm(session.path, { force: true })
+  }
+
+  /** Drops uploads idle for longer than the time to live. Exported for tests through {@link expireIdle}. */
+  private async sweep (): Promise<void> {
+    try {
+      await this.expireIdle(Date.now())
+    } catch (err) {
+      log.error('failed to expire idle uploads - %e', err)
+    }
+  }
+
+  /** Drops every upload idle since before `nowMs - uploadTtlMs`; returns how many were dropped. */
+  async expireIdle (nowMs: number): Promise<number> {
+    let expired = 0
+    for (const session of [...this.sessions.values()]) {
+      if (!session.busy && nowMs - session.lastUsedMs > this.init.uploadTtlMs) {
+        await this.remove(session)
+        expired++
+        log('expired upload %s of %s after %d ms idle', session.id, session.repository, nowMs - session.lastUsedMs)
+      }
+    }
+    return expired
+  }
+}
