@@ -159,6 +159,11 @@ export class Catalog {
     return { ...this.counts }
   }
 
+  /** Returns the local clock in ms, as sync reports it to peers. */
+  localNowMs (): number {
+    return this.clock.localNowMs()
+  }
+
   /** Returns the reference clock in ms: the local clock, raised to the median of peer clocks when that is ahead. */
   referenceNowMs (): number {
     return this.clock.nowMs()
