@@ -1,0 +1,210 @@
+/**
+ * The kilomesh agent: one device's libp2p node, content store, catalog of
+ * tags, blob fetcher and announcer, with the control API and the OCI
+ * registry API in front of them. `Agent.start` wires and starts everything;
+ * `stop` undoes it in reverse order.
+ */
+import { mkdir } from 'node:fs/promises'
+import { logger } from '@libp2p/logger'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { LevelDatastore } from 'datastore-level'
+import { Catalog } from '../catalog/catalog.js'
+import { TrustPolicy, type TrustConfig } from '../catalog/trust.js'
+import { loadConfig, parseBootstrapAddress, parseMultiaddrValue, parseRegistryAddress, type AgentConfig } from '../config/config.js'
+import { AgentAlreadyRunningError } from '../config/errors.js'
+import { loadIdentity } from '../config/identity.js'
+import { dataDirPaths, type DataDirPaths } from '../config/paths.js'
+import { BlobFetcher } from '../fetch/fetcher.js'
+import { PeerPenalties } from '../fetch/penalties.js'
+import { TagAnnouncer } from '../net/announce.js'
+import { BlobServer } from '../net/blob-server.js'
+import { ConnectivityKeeper } from '../net/connectivity.js'
+import { createKilomeshNode, type KilomeshLibp2p, type NodeInit } from '../net/libp2p.js'
+import { handleResolve } from '../net/resolve.js'
+import { BlobStore } from '../store/blob-store.js'
+import { OciLayout } from '../store/layout.js'
+import { isProcessAlive, readAgentFile, removeAgentFile, writeAgentFile, type AgentFile } from './agent-file.js'
+import type { PrivateKey } from '@libp2p/interface'
+
+const log = logger('kilomesh:agent')
+
+export interface AgentOptions {
+  /** Data directory, created by `kilomesh init`. */
+  dir: string
+  /** Listen multiaddrs; replace the configured ones when given. */
+  listen?: string[]
+  /** Bootstrap multiaddrs; added to the configured ones. */
+  bootstrap?: string[]
+  /** HOST:PORT or "off"; replaces the configured registry address when given. */
+  registry?: string
+  /** Transports, for the simulator's in-memory links; TCP when omitted. */
+  transports?: NodeInit['transports']
+  connectionGater?: NodeInit['connectionGater']
+  connectionProtector?: NodeInit['connectionProtector']
+  /** Write agent.json and serve the control socket; the simulator turns this off. */
+  controlApi?: boolean
+}
+
+/** Everything the agent's feature modules (publish, pull, status) work with. */
+export interface AgentContext {
+  dir: string
+  paths: DataDirPaths
+  config: AgentConfig
+  privateKey: PrivateKey
+  peerId: string
+  node: KilomeshLibp2p
+  store: BlobStore
+  layout: OciLayout
+  catalog: Catalog
+  fetcher: BlobFetcher
+  penalties: PeerPenalties
+  announcer: TagAnnouncer
+  blobServer: BlobServer
+  connectivity: ConnectivityKeeper
+  startedAtMs: number
+}
+
+export class Agent {
+  /** Registry address actually bound, or null when the registry is off. */
+  registryAddress: string | null = null
+  private readonly stoppers: Array<() => Promise<void>> = []
+  private stopping?: Promise<void>
+
+  private constructor (readonly context: AgentContext, private readonly options: AgentOptions) {}
+
+  get peerId (): string {
+    return this.context.peerId
+  }
+
+  get node (): KilomeshLibp2p {
+    return this.context.node
+  }
+
+  /** Addresses other agents can dial, each ending in /p2p/PEER_ID. */
+  multiaddrs (): string[] {
+    return this.context.node.getMultiaddrs().map(address => address.toString())
+  }
+
+  /** Starts an agent on an initialised data directory. */
+  static async start (options: AgentOptions): Promise<Agent> {
+    const startedAtMs = Date.now()
+    const paths = dataDirPaths(options.dir)
+    const config = await loadConfig(paths.config)
+    const privateKey = await loadIdentity(paths.identity)
+    const peerId = peerIdFromPrivateKey(privateKey).toString()
+
+    if (options.controlApi !== false) {
+      const running = await readAgentFile(paths.agentFile)
+      if (running != null && running.pid !== process.pid && isProcessAlive(running.pid)) {
+        throw new AgentAlreadyRunningError(`an agent (pid ${running.pid}) already runs on ${options.dir}; stop it first or use another --dir`)
+      }
+    }
+
+    const listen = (options.listen ?? config.listen).map((address, i) => parseMultiaddrValue(address, `listen address ${i + 1}`))
+    const bootstrap = [...config.bootstrap, ...(options.bootstrap ?? []).map((address, i) => parseBootstrapAddress(address, `bootstrap address ${i + 1}`))]
+    const registry = parseRegistryAddress(options.registry ?? config.registry)
+
+    const store = new BlobStore(options.dir)
+    await store.init()
+    const layout = new OciLayout(options.dir)
+    await layout.init()
+
+    await mkdir(paths.datastore, { recursive: true })
+    const datastore = new LevelDatastore(paths.datastore)
+    await datastore.open()
+
+    const trust = new TrustPolicy({ localPeerId: peerId, config: config.trust as TrustConfig | undefined })
+    const catalog = new Catalog({ datastore }, { trust })
+    await catalog.start()
+
+    const node = await createKilomeshNode({
+      privateKey,
+      listen,
+      datastore,
+      transports: options.transports,
+      connectionGater: options.connectionGater,
+      connectionProtector: options.connectionProtector
+    })
+
+    if (node.getMultiaddrs().length === 0 && listen.length > 0) {
+      await node.stop()
+      await catalog.stop()
+      await datastore.close()
+      throw new Error(`could not listen on any of ${listen.join(', ')}; the port may be in use by another agent, so pass --listen with another port (or port 0 for any free port)`)
+    }
+
+    const penalties = new PeerPenalties()
+    const fetcher = new BlobFetcher(node, store, penalties)
+    const blobServer = new BlobServer(node, store)
+    await blobServer.start()
+    await handleResolve(node, catalog)
+    const announcer = new TagAnnouncer(node, catalog)
+    announcer.start()
+    const connectivity = new ConnectivityKeeper(node)
+    connectivity.start(bootstrap)
+
+    const context: AgentContext = { dir: options.dir, paths, config, privateKey, peerId, node, store, layout, catalog, fetcher, penalties, announcer, blobServer, connectivity, startedAtMs }
+    const agent = new Agent(context, options)
+
+    agent.stoppers.push(async () => { await datastore.close() })
+    agent.stoppers.push(async () => { await catalog.stop() })
+    agent.stoppers.push(async () => { await node.stop() })
+    agent.stoppers.push(async () => { await blobServer.stop() })
+    agent.stoppers.push(async () => { announcer.stop() })
+    agent.stoppers.push(async () => { connectivity.stop() })
+
+    try {
+      await agent.startInterfaces(registry)
+    } catch (err) {
+      await agent.stop()
+      throw err
+    }
+
+    log('agent %s started in %d ms on %s', peerId, Date.now() - startedAtMs, agent.multiaddrs().join(', '))
+    return agent
+  }
+
+  /** Starts the registry and control APIs, then writes agent.json. */
+  private async startInterfaces (registry: { host: string, port: number } | null): Promise<void> {
+    if (registry != null) {
+      const { startRegistry } = await import('./registry-backend.js')
+      const server = await startRegistry(this.context, registry)
+      this.registryAddress = server.address
+      this.stoppers.push(async () => { await server.stop() })
+    }
+
+    if (this.options.controlApi === false) {
+      return
+    }
+
+    const { ControlServer } = await import('../control/server.js')
+    const control = new ControlServer(this)
+    await control.start()
+    this.stoppers.push(async () => { await control.stop() })
+
+    const content: AgentFile = {
+      peerId: this.peerId,
+      multiaddrs: this.multiaddrs(),
+      control: `unix:${this.context.paths.controlSocket}`,
+      registry: this.registryAddress,
+      pid: process.pid
+    }
+    await writeAgentFile(this.context.paths.agentFile, content)
+    this.stoppers.push(async () => { await removeAgentFile(this.context.paths.agentFile) })
+  }
+
+  /** Stops everything the agent started, newest first. Safe to call more than once. */
+  async stop (): Promise<void> {
+    this.stopping ??= (async () => {
+      for (const stop of this.stoppers.reverse()) {
+        try {
+          await stop()
+        } catch (err: any) {
+          log.error('error while stopping: %e', err)
+        }
+      }
+      log('agent %s stopped', this.peerId)
+    })()
+    return this.stopping
+  }
+}

@@ -1,0 +1,13 @@
+/** Errors the agent returns to the CLI, the registry and the control API. */
+
+/** A tag is unknown to this agent and to every connected peer, or it was deleted. */
+export class TagNotFoundError extends Error {
+  static override readonly name = 'TagNotFoundError'
+  override readonly name = 'TagNotFoundError'
+}
+
+/** A pull did not finish within its time limit. */
+export class PullTimeoutError extends Error {
+  static override readonly name = 'PullTimeoutError'
+  override readonly name = 'PullTimeoutError'
+}

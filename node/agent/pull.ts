@@ -1,0 +1,167 @@
+/**
+ * Pulling: resolve a tag (locally, else by asking connected peers), fetch the
+ * manifest, the platform manifests the caller selected, then configs and
+ * layers, and optionally export the image as an OCI image layout.
+ */
+import { logger } from '@libp2p/logger'
+import { parseReference, type ImageReference } from '../../protocol/reference.js'
+import { exportImage } from '../image/export.js'
+import { childDescriptors, parseManifest, type Descriptor, type Platform } from '../image/manifest.js'
+import { localPlatform, selectManifests } from '../image/platform.js'
+import { resolveFromPeers } from '../net/resolve.js'
+import { PullTimeoutError, TagNotFoundError } from './errors.js'
+import type { AgentContext } from './agent.js'
+import type { FetchProgress } from '../fetch/fetcher.js'
+import type { AbortOptions, PeerId } from '@libp2p/interface'
+
+const log = logger('kilomesh:pull')
+
+/** Blobs fetched at once while pulling one image. */
+const PULL_CONCURRENCY = 4
+
+export interface PullOptions extends AbortOptions {
+  /** Layout folder to export the image to. */
+  to?: string
+  /** Platform to take from an index; the local platform when omitted. */
+  platform?: Platform | 'all'
+  onProgress?: (progress: FetchProgress) => void
+}
+
+export interface PullResult {
+  reference: string
+  /** Descriptor of the image that was pulled: the tag's manifest or index, or one platform's manifest. */
+  digest: string
+  mediaType: string
+  blobCount: number
+  /** Blobs that were not local and came from peers. */
+  fetchedBlobs: number
+  fetchedBytes: number
+  exportedTo?: string
+}
+
+/** Resolves a tag to the descriptor of its current manifest; returns the peers that hold that record. */
+export async function resolveTag (context: AgentContext, repository: string, tag: string, options: AbortOptions = {}): Promise<{ descriptor: Descriptor, sources: PeerId[] } | undefined> {
+  let sources: PeerId[] = []
+  let current = context.catalog.get(repository, tag)
+
+  if (current == null) {
+    sources = await resolveFromPeers(context.node, context.catalog, repository, tag, options)
+    current = context.catalog.get(repository, tag)
+  }
+
+  if (current == null || current.record.deleted || current.record.digest == null) {
+    return undefined
+  }
+
+  const { digest, mediaType, sizeBytes } = current.record
+  return { descriptor: { digest, mediaType, size: sizeBytes }, sources }
+}
+
+/** `kilomesh pull`: makes an image local and optionally exports it. */
+export async function pullImage (context: AgentContext, reference: string, options: PullOptions = {}): Promise<PullResult> {
+  const parsed = parseReference(reference)
+  const before = { ...context.fetcher.stats }
+
+  try {
+    return await pullParsed(context, parsed, reference, options, before)
+  } catch (err: any) {
+    if (options.signal?.aborted === true && err === options.signal.reason) {
+      throw new PullTimeoutError(`pull of ${reference} did not finish in time; check "kilomesh peers" for connected peers, or raise --timeout`)
+    }
+    throw err
+  }
+}
+
+async function pullParsed (context: AgentContext, parsed: ImageReference, reference: string, options: PullOptions, before: { fetchedBlobs: number, receivedBytes: number }): Promise<PullResult> {
+  let root: Descriptor | undefined
+  let sources: PeerId[] = []
+
+  if (parsed.digest != null) {
+    root = { digest: parsed.digest, mediaType: '', size: -1 }
+  } else {
+    const resolved = await resolveTag(context, parsed.repository, parsed.tag, options)
+    if (resolved == null) {
+      throw new TagNotFoundError(`tag ${reference} is not known to this agent or to its ${context.node.getPeers().length} connected peer(s); check the name, or connect to a peer that has it`)
+    }
+    root = resolved.descriptor
+    sources = resolved.sources
+  }
+
+  const platform = options.platform ?? localPlatform()
+  const fetchOne = async (descriptor: Descriptor): Promise<void> => {
+    await context.fetcher.fetch(descriptor.digest, {
+      signal: options.signal,
+      sizeBytes: descriptor.size >= 0 ? descriptor.size : undefined,
+      preferredPeers: sources,
+      onProgress: options.onProgress
+    })
+    await context.store.touch(descriptor.digest)
+  }
+
+  await fetchOne(root)
+  const rootManifest = parseManifest(await context.store.read(root.digest, options), root.mediaType === '' ? undefined : root.mediaType)
+  root = { ...root, mediaType: rootManifest.mediaType, size: (await context.store.stat(root.digest))?.sizeBytes ?? root.size }
+
+  // The image that ends up complete: the root, or one platform's manifest when
+  // a single platform is taken from an index, as `skopeo copy` does.
+  let image: Descriptor = root
+  const leaves: Descriptor[] = []
+  let blobCount = 1
+
+  if (rootManifest.kind === 'index') {
+    const selected = selectManifests(rootManifest, platform)
+    if (selected.length === 0) {
+      const available = rootManifest.manifests.map(child => child.platform == null ? 'unknown' : `${child.platform.os}/${child.platform.architecture}${child.platform.variant != null ? `/${child.platform.variant}` : ''}`)
+      throw new TagNotFoundError(`${reference} has no manifest for platform ${typeof platform === 'string' ? platform : `${platform.os}/${platform.architecture}`}; available: ${available.join(', ')}; pass --platform`)
+    }
+
+    await runLimited(selected, fetchOne)
+    for (const child of selected) {
+      const manifest = parseManifest(await context.store.read(child.digest, options), child.mediaType)
+      leaves.push(...childDescriptors(manifest))
+    }
+    blobCount += selected.length
+    if (selected.length === 1 && platform !== 'all' && selected[0] != null) {
+      image = selected[0]
+    }
+  } else {
+    leaves.push(...childDescriptors(rootManifest))
+  }
+
+  await runLimited(leaves, fetchOne)
+  blobCount += leaves.length
+
+  if (parsed.tag != null) {
+    await context.layout.setRef(`${parsed.repository}:${parsed.tag}`, { mediaType: image.mediaType, digest: image.digest, size: image.size })
+  }
+
+  let exportedTo: string | undefined
+  if (options.to != null) {
+    await exportImage(context.store, root, options.to, parsed.tag ?? parsed.digest ?? '', { signal: options.signal, platform })
+    exportedTo = options.to
+  }
+
+  const result: PullResult = {
+    reference,
+    digest: image.digest,
+    mediaType: image.mediaType,
+    blobCount,
+    fetchedBlobs: context.fetcher.stats.fetchedBlobs - before.fetchedBlobs,
+    fetchedBytes: context.fetcher.stats.receivedBytes - before.receivedBytes,
+    exportedTo
+  }
+  log('pulled %s -> %s (%d blobs, %d fetched)', reference, image.digest, blobCount, result.fetchedBlobs)
+  return result
+}
+
+/** Runs `task` over `items` with at most PULL_CONCURRENCY at once; the first failure rejects. */
+async function runLimited<T> (items: T[], task: (item: T) => Promise<void>): Promise<void> {
+  let next = 0
+  const workers = Array.from({ length: Math.min(PULL_CONCURRENCY, items.length) }, async () => {
+    while (next < items.length) {
+      const item = items[next++] as T
+      await task(item)
+    }
+  })
+  await Promise.all(workers)
+}

@@ -1,0 +1,55 @@
+import { resolveDataDir } from '../../config/paths.js'
+import { COMMON_HELP, type Command } from '../command.js'
+
+export const agentCommand: Command = {
+  name: 'agent',
+  summary: 'run the agent in the foreground',
+  help: `Usage: kilomesh agent [--dir DIR] [--listen MULTIADDR]... [--bootstrap MULTIADDR]... [--registry HOST:PORT|off]
+
+Runs this device's agent until SIGINT or SIGTERM. When it is ready it writes
+DIR/agent.json with its peer ID, bound addresses, control socket and registry
+address, and removes the file when it stops.
+
+Options:
+  --listen MULTIADDR      libp2p listen address, repeatable; replaces config.json's
+                          (default: /ip4/0.0.0.0/tcp/4001 and /ip6/::/tcp/4001;
+                          /ip4/127.0.0.1/tcp/0 picks a free port on loopback)
+  --bootstrap MULTIADDR   peer to connect to and keep connected, ending in
+                          /p2p/PEER_ID; repeatable; added to config.json's
+  --registry HOST:PORT    address of the OCI registry API (default 127.0.0.1:5000),
+                          or "off"
+${COMMON_HELP}`,
+  options: {
+    listen: { type: 'string', multiple: true },
+    bootstrap: { type: 'string', multiple: true },
+    registry: { type: 'string' }
+  },
+  positionals: [0, 0],
+  async run (values) {
+    // Loaded here so that the other commands never load libp2p.
+    const { Agent } = await import('../../agent/agent.js')
+    const dir = resolveDataDir(values.dir)
+    const agent = await Agent.start({ dir, listen: values.listen, bootstrap: values.bootstrap, registry: values.registry })
+
+    if (values.json === true) {
+      console.log(JSON.stringify({ peerId: agent.peerId, multiaddrs: agent.multiaddrs(), registry: agent.registryAddress }))
+    } else {
+      console.log(`kilomesh agent ${agent.peerId} ready`)
+      for (const address of agent.multiaddrs()) {
+        console.log(`  listening on ${address}`)
+      }
+      console.log(`  registry ${agent.registryAddress ?? 'off'}`)
+    }
+
+    await new Promise<void>(resolve => {
+      const onSignal = (signal: NodeJS.Signals): void => {
+        console.error(`received ${signal}, stopping`)
+        resolve()
+      }
+      process.once('SIGINT', onSignal)
+      process.once('SIGTERM', onSignal)
+    })
+    await agent.stop()
+    return 0
+  }
+}

@@ -1,0 +1,118 @@
+/**
+ * The agent's configuration file, `config.json` in the data directory.
+ * Flags given to `kilomesh agent` override it for one run; commands that
+ * change settings (subscribe, trust) rewrite it, keeping keys they do not know.
+ */
+import { readFile } from 'node:fs/promises'
+import { multiaddr } from '@multiformats/multiaddr'
+import { writeFileAtomic } from '../store/atomic-file.js'
+import { InvalidConfigError, NotInitializedError } from './errors.js'
+
+/** Default libp2p listen addresses: every IPv4 and IPv6 interface, TCP port 4001. */
+export const DEFAULT_LISTEN = ['/ip4/0.0.0.0/tcp/4001', '/ip6/::/tcp/4001']
+
+/** Default address of the OCI registry API. */
+export const DEFAULT_REGISTRY = '127.0.0.1:5000'
+
+export interface AgentConfig {
+  /** libp2p listen multiaddrs. */
+  listen: string[]
+  /** Multiaddrs, each ending in /p2p/PEER_ID, dialled at start and kept connected. */
+  bootstrap: string[]
+  /** HOST:PORT of the OCI registry API, or "off". */
+  registry: string
+  /** Any other keys, kept as they are when the file is rewritten. */
+  [key: string]: unknown
+}
+
+/** Returns a fresh configuration with the defaults. */
+export function defaultConfig (): AgentConfig {
+  return { listen: [...DEFAULT_LISTEN], bootstrap: [], registry: DEFAULT_REGISTRY }
+}
+
+/** Checks a multiaddr from a flag or the config file; `what` names its origin in the error. */
+export function parseMultiaddrValue (value: unknown, what: string): string {
+  if (typeof value !== 'string') {
+    throw new InvalidConfigError(`${what} must be a multiaddr string, got ${JSON.stringify(value)}`)
+  }
+
+  try {
+    multiaddr(value)
+  } catch (err: any) {
+    throw new InvalidConfigError(`${what} ${JSON.stringify(value)} is not a valid multiaddr (${err.message}); use a form such as /ip4/127.0.0.1/tcp/4001`)
+  }
+  return value
+}
+
+/** Checks a bootstrap multiaddr: it must name the peer with /p2p/PEER_ID so the dial can be authenticated. */
+export function parseBootstrapAddress (value: unknown, what: string): string {
+  const address = parseMultiaddrValue(value, what)
+  if (multiaddr(address).getComponents().find(component => component.name === 'p2p') == null) {
+    throw new InvalidConfigError(`${what} ${JSON.stringify(address)} does not end in /p2p/PEER_ID; copy the full address from "kilomesh status" on that device`)
+  }
+  return address
+}
+
+/** Parses "HOST:PORT" or "off" for the registry; returns null for "off". */
+export function parseRegistryAddress (value: unknown, what = 'registry address'): { host: string, port: number } | null {
+  if (value === 'off') {
+    return null
+  }
+
+  const match = typeof value === 'string' ? /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(value) : null
+  const port = match == null ? NaN : Number(match[3])
+  if (match == null || port > 65535) {
+    throw new InvalidConfigError(`${what} ${JSON.stringify(value)} is invalid; use HOST:PORT (for example 127.0.0.1:5000, [::1]:5000, or port 0 for any free port) or "off"`)
+  }
+
+  return { host: match[1] ?? match[2] ?? '127.0.0.1', port }
+}
+
+/** Validates a parsed config.json; `path` names the file in errors. */
+export function validateConfig (value: unknown, path: string): AgentConfig {
+  if (value == null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new InvalidConfigError(`${path} must contain a JSON object`)
+  }
+
+  const config = { ...defaultConfig(), ...(value as Record<string, unknown>) } as AgentConfig
+
+  if (!Array.isArray(config.listen)) {
+    throw new InvalidConfigError(`"listen" in ${path} must be an array of multiaddrs`)
+  }
+  config.listen.forEach((address, i) => parseMultiaddrValue(address, `"listen[${i}]" in ${path}`))
+
+  if (!Array.isArray(config.bootstrap)) {
+    throw new InvalidConfigError(`"bootstrap" in ${path} must be an array of multiaddrs`)
+  }
+  config.bootstrap.forEach((address, i) => parseBootstrapAddress(address, `"bootstrap[${i}]" in ${path}`))
+
+  parseRegistryAddress(config.registry, `"registry" in ${path}`)
+  return config
+}
+
+/** Reads and validates config.json. */
+export async function loadConfig (path: string): Promise<AgentConfig> {
+  let text: string
+  try {
+    text = await readFile(path, 'utf8')
+  } catch (err: any) {
+    if (err.code === 'ENOENT') {
+      throw new NotInitializedError(`configuration ${path} does not exist; run "kilomesh init" first`)
+    }
+    throw err
+  }
+
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(text)
+  } catch (err: any) {
+    throw new InvalidConfigError(`${path} is not valid JSON (${err.message}); fix the file or move it away and run "kilomesh init"`)
+  }
+
+  return validateConfig(parsed, path)
+}
+
+/** Writes config.json atomically. */
+export async function saveConfig (path: string, config: AgentConfig): Promise<void> {
+  await writeFileAtomic(path, `${JSON.stringify(config, null, 2)}\n`)
+}

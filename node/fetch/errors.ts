@@ -1,0 +1,13 @@
+/** Errors raised while fetching blobs from peers. */
+
+/** No reachable peer had the blob, or every source failed. */
+export class NoSourceError extends Error {
+  static override readonly name = 'NoSourceError'
+  override readonly name = 'NoSourceError'
+}
+
+/** A source delivered no byte for longer than the stall timeout. */
+export class StallError extends Error {
+  static override readonly name = 'StallError'
+  override readonly name = 'StallError'
+}

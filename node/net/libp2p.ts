@@ -1,0 +1,79 @@
+/**
+ * Builds the agent's libp2p node: TCP (or in-memory links for the
+ * simulator), noise, yamux, identify, ping and gossipsub, with the settings a
+ * mesh of many peers behind one IP address (loopback, a simulator) needs.
+ */
+import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
+import { identify, type Identify } from '@libp2p/identify'
+import { FaultTolerance } from '@libp2p/interface'
+import { noise } from '@libp2p/noise'
+import { ping, type Ping } from '@libp2p/ping'
+import { tcp } from '@libp2p/tcp'
+import { yamux } from '@libp2p/yamux'
+import { createLibp2p, type Libp2p, type Libp2pOptions } from 'libp2p'
+import type { ConnectionGater, PrivateKey } from '@libp2p/interface'
+import type { Datastore } from 'interface-datastore'
+
+/** Services every kilomesh node runs. */
+export interface KilomeshServices {
+  identify: Identify
+  ping: Ping
+  pubsub: GossipSub
+  [name: string]: unknown
+}
+
+export type KilomeshLibp2p = Libp2p<KilomeshServices>
+
+export interface NodeInit {
+  privateKey: PrivateKey
+  listen: string[]
+  datastore?: Datastore
+  /** Transports to use; defaults to TCP. The simulator passes in-memory links. */
+  transports?: Libp2pOptions['transports']
+  connectionGater?: ConnectionGater
+  connectionProtector?: Libp2pOptions['connectionProtector']
+  /** Extra libp2p services, such as the DHT or catalog sync. */
+  services?: Record<string, (components: any) => unknown>
+}
+
+/**
+ * Creates and starts a node. Listening uses no-fatal fault tolerance, so a
+ * host without IPv6 still starts on IPv4; the caller checks that at least one
+ * address is bound.
+ */
+export async function createKilomeshNode (init: NodeInit): Promise<KilomeshLibp2p> {
+  const node = await createLibp2p({
+    privateKey: init.privateKey,
+    datastore: init.datastore,
+    addresses: { listen: init.listen },
+    transports: init.transports ?? [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    connectionGater: {
+      // Loopback and private addresses are where a test mesh or a LAN fleet lives.
+      denyDialMultiaddr: () => false,
+      ...init.connectionGater
+    },
+    connectionProtector: init.connectionProtector,
+    transportManager: { faultTolerance: FaultTolerance.NO_FATAL },
+    connectionManager: {
+      // Many agents share one address on loopback and in simulations; without
+      // this, libp2p's per-host inbound rate limit rejects their connections.
+      allow: ['/ip4/127.0.0.0/ipcidr/8', '/ip6/::1/ipcidr/128']
+    },
+    services: {
+      identify: identify(),
+      ping: ping(),
+      pubsub: gossipsub({
+        allowPublishToZeroTopicPeers: true,
+        emitSelf: false,
+        // The IP co-location penalty silently drops peers that share an IP,
+        // which is every peer on loopback or in the simulator.
+        scoreParams: { IPColocationFactorWeight: 0 }
+      }),
+      ...init.services
+    }
+  })
+
+  return node as unknown as KilomeshLibp2p
+}
