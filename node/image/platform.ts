@@ -1,0 +1,102 @@
+/**
+ * Platforms (`os/architecture[/variant]`) and the choice of manifests from a
+ * multi-platform index. Names follow the OCI image index spec, which uses
+ * Go's GOOS and GOARCH values.
+ *
+ * @see https://github.com/opencontainers/image-spec/blob/main/image-index.md#platform-variants
+ */
+import { arch, endianness, platform as nodePlatform } from 'node:os'
+import { InvalidPlatformError, NoMatchingPlatformError } from './errors.js'
+import type { Descriptor, ParsedManifest, Platform } from './manifest.js'
+
+const PART_PATTERN = /^[a-z0-9][a-z0-9._-]{0,63}$/
+
+// Node.js names for operating systems and CPUs, mapped to Go's names.
+const OS_NAMES: Record<string, string> = { win32: 'windows', sunos: 'solaris' }
+const ARCHITECTURE_NAMES: Record<string, string> = { x64: 'amd64', ia32: '386', mipsel: 'mipsle' }
+
+/** Parses `OS/ARCHITECTURE[/VARIANT]` (for example "linux/arm/v7") or the word `all`. */
+export function parsePlatform (value: string): Platform | 'all' {
+  if (value === 'all') {
+    return 'all'
+  }
+
+  const parts = value.toLowerCase().split('/')
+  if (parts.length < 2 || parts.length > 3 || !parts.every(part => PART_PATTERN.test(part))) {
+    throw new InvalidPlatformError(`invalid platform ${JSON.stringify(value.slice(0, 100))}: expected OS/ARCHITECTURE[/VARIANT] such as "linux/amd64" or "linux/arm/v7", or "all"`)
+  }
+
+  const [os, architecture, variant] = parts as [string, string, string | undefined]
+  return variant == null ? { os, architecture } : { os, architecture, variant }
+}
+
+/** Formats a platform as `os/architecture[/variant]`. */
+export function formatPlatform (platform: Platform): string {
+  const base = `${platform.os}/${platform.architecture}`
+  return platform.variant == null ? base : `${base}/${platform.variant}`
+}
+
+/** Returns the platform this process runs on, in OCI terms (x64 becomes amd64, arm gets its v6/v7 variant). */
+export function localPlatform (): Platform {
+  const os = OS_NAMES[nodePlatform()] ?? nodePlatform()
+  const cpu = arch()
+
+  if (cpu === 'arm') {
+    // Node.js records the ARM version it was built for; 32-bit ARM images are published per variant.
+    const armVersion = (process.config.variables as Record<string, unknown>).arm_version
+    return { os, architecture: 'arm', variant: `v${typeof armVersion === 'string' || typeof armVersion === 'number' ? armVersion : '7'}` }
+  }
+
+  if (cpu === 'ppc64') {
+    return { os, architecture: endianness() === 'LE' ? 'ppc64le' : 'ppc64' }
+  }
+
+  return { os, architecture: ARCHITECTURE_NAMES[cpu] ?? cpu }
+}
+
+/**
+ * Returns the variant a descriptor means when it gives none: arm64 images
+ * without a variant are v8, as containerd's platform matcher also assumes.
+ */
+function normalizedVariant (platform: Platform): string | undefined {
+  if (platform.architecture === 'arm64' && platform.variant == null) {
+    return 'v8'
+  }
+
+  return platform.variant
+}
+
+/** Returns true when `candidate` runs on `requested`: same os and architecture, and the same variant when `requested` names one. */
+export function platformMatches (candidate: Platform, requested: Platform): boolean {
+  if (candidate.os !== requested.os || candidate.architecture !== requested.architecture) {
+    return false
+  }
+
+  return requested.variant == null || normalizedVariant(candidate) === normalizedVariant(requested)
+}
+
+/**
+ * Returns the manifests of an index for a platform (os, architecture, and
+ * variant when given), or all of them for `all`. Entries without a platform
+ * field, such as attestations, only match `all`.
+ */
+export function selectManifests (index: ParsedManifest & { kind: 'index' }, platform: Platform | 'all'): Descriptor[] {
+  if (platform === 'all') {
+    return [...index.manifests]
+  }
+
+  return index.manifests.filter(descriptor => descriptor.platform != null && platformMatches(descriptor.platform, platform))
+}
+
+/** Like selectManifests, but throws NoMatchingPlatformError listing the available platforms when nothing matches. */
+export function requireManifests (index: ParsedManifest & { kind: 'index' }, platform: Platform | 'all', indexDigest: string): Descriptor[] {
+  const selected = selectManifests(index, platform)
+  if (selected.length > 0) {
+    return selected
+  }
+
+  const available = index.manifests.flatMap(descriptor => descriptor.platform == null ? [] : [formatPlatform(descriptor.platform)])
+  const requested = platform === 'all' ? 'all' : formatPlatform(platform)
+  const choices = available.length === 0 ? 'it lists no platforms' : `choose one of ${available.join(', ')}, or "all"`
+  throw new NoMatchingPlatformError(`image index ${indexDigest} has no manifest for platform ${requested}: ${choices}`, available)
+}
