@@ -112,7 +112,7 @@ async function serveManifest (request: RegistryRequest, repository: string, refe
     throw new RegistryError('MANIFEST_UNKNOWN', `manifest ${shown} is unknown: it is not in this agent's store, no peer in reach returned it in time, or the blob is not a manifest`)
   }
 
-  const accepted = parseAccept(req)
+  const accepted = parseAccept(req.headersDistinct.accept ?? [])
   if (!isAccepted(accepted, loaded.manifest.mediaType)) {
     const mediaType = loaded.manifest.mediaType
     loaded = await selectForPlatform(request, loaded, accepted)

@@ -6,7 +6,6 @@
  * @see https://www.rfc-editor.org/rfc/rfc9110#name-accept
  */
 import { normalizeMediaType } from '../image/media-types.js'
-import type { IncomingMessage } from 'node:http'
 
 /** The media types a request accepts. */
 export interface AcceptedTypes {
@@ -15,9 +14,8 @@ export interface AcceptedTypes {
   types: Set<string>
 }
 
-/** Reads every `Accept` header of a request. */
-export function parseAccept (req: IncomingMessage): AcceptedTypes {
-  const headers = req.headersDistinct.accept ?? []
+/** Reads the values of every `Accept` header of a request, as `req.headersDistinct.accept` lists them. */
+export function parseAccept (headers: string[]): AcceptedTypes {
   const accepted: AcceptedTypes = { any: headers.length === 0, types: new Set() }
 
   for (const entry of headers.flatMap(header => header.split(','))) {

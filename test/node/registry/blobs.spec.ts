@@ -1,0 +1,118 @@
+/** Blob downloads: whole, by range, from the mesh, and HEAD. */
+import { strict as assert } from 'node:assert'
+import { fixtureBlob, loadFixture, send, startRegistry, type RegistryFixture } from './helpers.js'
+
+const LAYER = 'sha256:6605c25f659b195ee6cf445c35a56180b3a2f26db15740fb46de7076b7f728b2'
+const LAYER_BYTES = 6073
+const BUSYBOX_LAYER = 'sha256:0bf36be11406bc3d56538a05318bbf7263a4f78c1b67e91a206087d7bfa2ce36'
+
+describe('registry blobs', () => {
+  let registry: RegistryFixture
+  let layer: Buffer
+
+  beforeEach(async () => {
+    registry = await startRegistry({ fetchTimeoutMs: 300 })
+    await loadFixture(registry.backend.store, 'micro-httpd')
+    layer = await fixtureBlob('micro-httpd', LAYER)
+  })
+
+  afterEach(async () => {
+    await registry.stop()
+  })
+
+  it('GET returns the whole blob', async () => {
+    const response = await send(registry.port, 'GET', `/v2/demo/httpd/blobs/${LAYER}`)
+
+    assert.equal(response.status, 200)
+    assert.deepEqual(response.body, layer)
+    assert.equal(response.headers['content-length'], String(LAYER_BYTES))
+    assert.equal(response.headers['content-type'], 'application/octet-stream')
+    assert.equal(response.headers['docker-content-digest'], LAYER)
+    assert.equal(response.headers['accept-ranges'], 'bytes')
+  })
+
+  it('HEAD sends headers only', async () => {
+    const response = await send(registry.port, 'HEAD', `/v2/demo/httpd/blobs/${LAYER}`)
+
+    assert.equal(response.status, 200)
+    assert.equal(response.body.byteLength, 0)
+    assert.equal(response.headers['content-length'], String(LAYER_BYTES))
+    assert.equal(response.headers['docker-content-digest'], LAYER)
+  })
+
+  it('GET works under any repository', async () => {
+    const response = await send(registry.port, 'GET', `/v2/another/repository/blobs/${LAYER}`)
+
+    assert.equal(response.status, 200)
+    assert.deepEqual(response.body, layer)
+  })
+
+  const ranges: Array<[string, number, number]> = [
+    ['bytes=0-99', 0, 99],
+    ['bytes=6000-', 6000, LAYER_BYTES - 1],
+    ['bytes=-10', LAYER_BYTES - 10, LAYER_BYTES - 1],
+    ['bytes=100-100', 100, 100]
+  ]
+
+  for (const [header, start, end] of ranges) {
+    it(`Range ${header} returns 206 with those bytes`, async () => {
+      const response = await send(registry.port, 'GET', `/v2/demo/httpd/blobs/${LAYER}`, { headers: { Range: header } })
+
+      assert.equal(response.status, 206)
+      assert.deepEqual(response.body, layer.subarray(start, end + 1))
+      assert.equal(response.headers['content-range'], `bytes ${start}-${end}/${LAYER_BYTES}`)
+      assert.equal(response.headers['content-length'], String(end - start + 1))
+    })
+  }
+
+  it('several ranges return the whole blob', async () => {
+    const response = await send(registry.port, 'GET', `/v2/demo/httpd/blobs/${LAYER}`, { headers: { Range: 'bytes=0-9,20-29' } })
+
+    assert.equal(response.status, 200)
+    assert.equal(response.body.byteLength, LAYER_BYTES)
+  })
+
+  it('GET fetches a blob held only by peers', async () => {
+    const meshStore = registry.backend.meshStore
+    assert.ok(meshStore != null)
+    await loadFixture(meshStore, 'busybox')
+
+    const response = await send(registry.port, 'GET', `/v2/demo/busybox/blobs/${BUSYBOX_LAYER}`)
+
+    assert.equal(response.status, 200)
+    assert.deepEqual(response.body, await fixtureBlob('busybox', BUSYBOX_LAYER))
+    assert.deepEqual(registry.backend.fetched, [BUSYBOX_LAYER])
+  })
+
+  it('HEAD does not fetch from peers', async () => {
+    const meshStore = registry.backend.meshStore
+    assert.ok(meshStore != null)
+    await loadFixture(meshStore, 'busybox')
+
+    const response = await send(registry.port, 'HEAD', `/v2/demo/busybox/blobs/${BUSYBOX_LAYER}`)
+
+    assert.equal(response.status, 404)
+    assert.deepEqual(registry.backend.fetched, [])
+  })
+
+  it('slow peers give BLOB_UNKNOWN within the fetch timeout', async () => {
+    registry.backend.meshDelayMs = 10_000
+    const startedMs = Date.now()
+
+    const response = await send(registry.port, 'GET', `/v2/demo/busybox/blobs/${BUSYBOX_LAYER}`)
+
+    assert.equal(response.status, 404)
+    assert.equal(response.code, 'BLOB_UNKNOWN')
+    assert.ok(Date.now() - startedMs < 2_000, `answered after ${Date.now() - startedMs} ms`)
+  })
+
+  it('corrupt blob on disk is not served', async () => {
+    const { writeFile } = await import('node:fs/promises')
+    await writeFile(registry.backend.store.pathOf(LAYER), Buffer.alloc(LAYER_BYTES))
+
+    const response = await send(registry.port, 'GET', `/v2/demo/httpd/blobs/${LAYER}`)
+
+    assert.equal(response.status, 404)
+    assert.equal(response.code, 'BLOB_UNKNOWN')
+  })
+})

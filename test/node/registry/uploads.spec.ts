@@ -1,0 +1,210 @@
+/** Blob uploads: monolithic, chunked, resumed, mounted, cancelled and expired. */
+import { strict as assert } from 'node:assert'
+import { readdir, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { blobOf, loadFixture, send, startRegistry, type RegistryFixture } from './helpers.js'
+
+const LAYER = 'sha256:6605c25f659b195ee6cf445c35a56180b3a2f26db15740fb46de7076b7f728b2'
+const UPLOAD_LOCATION = /^\/v2\/demo\/httpd\/blobs\/uploads\/[0-9a-f-]{36}$/
+
+describe('registry uploads', () => {
+  let registry: RegistryFixture
+
+  beforeEach(async () => {
+    registry = await startRegistry({ maxUploads: 3, uploadTtlMs: 60_000 })
+  })
+
+  afterEach(async () => {
+    await registry.stop()
+  })
+
+  async function startUpload (path = '/v2/demo/httpd/blobs/uploads/'): Promise<string> {
+    const response = await send(registry.port, 'POST', path)
+    assert.equal(response.status, 202)
+    return String(response.headers.location)
+  }
+
+  it('POST starts an upload', async () => {
+    const response = await send(registry.port, 'POST', '/v2/demo/httpd/blobs/uploads/')
+
+    assert.equal(response.status, 202)
+    assert.match(String(response.headers.location), UPLOAD_LOCATION)
+    assert.equal(response.headers.range, '0-0')
+    assert.equal(response.headers['docker-upload-uuid'], String(response.headers.location).split('/').pop())
+    assert.equal(registry.server.uploads.size, 1)
+  })
+
+  it('POST with digest stores the blob at once', async () => {
+    const { bytes, digest } = blobOf('monolithic')
+
+    const response = await send(registry.port, 'POST', `/v2/demo/httpd/blobs/uploads/?digest=${digest}`, { body: bytes })
+
+    assert.equal(response.status, 201)
+    assert.equal(response.headers.location, `/v2/demo/httpd/blobs/${digest}`)
+    assert.equal(response.headers['docker-content-digest'], digest)
+    assert.deepEqual(Buffer.from(await registry.backend.store.read(digest)), bytes)
+    assert.equal(registry.server.uploads.size, 0)
+  })
+
+  it('PATCH then PUT stores the blob', async () => {
+    const { bytes, digest } = blobOf('one patch with the whole blob')
+    const location = await startUpload()
+
+    const patched = await send(registry.port, 'PATCH', location, { body: bytes })
+    const completed = await send(registry.port, 'PUT', `${location}?digest=${digest}`)
+
+    assert.equal(patched.status, 202)
+    assert.equal(patched.headers.location, location)
+    assert.equal(patched.headers.range, `0-${bytes.byteLength - 1}`)
+    assert.equal(completed.status, 201)
+    assert.equal(completed.headers['docker-content-digest'], digest)
+    assert.deepEqual(Buffer.from(await registry.backend.store.read(digest)), bytes)
+    assert.deepEqual(await readdir(join(registry.dir, 'uploads')), [])
+  })
+
+  it('chunked PATCH stores every chunk', async () => {
+    const { bytes, digest } = blobOf('a'.repeat(100_000) + 'b'.repeat(100_000))
+    const location = await startUpload()
+
+    const patched = await send(registry.port, 'PATCH', location, {
+      headers: { 'Transfer-Encoding': 'chunked' },
+      chunks: [bytes.subarray(0, 1), bytes.subarray(1, 70_000), bytes.subarray(70_000)]
+    })
+    const completed = await send(registry.port, 'PUT', `${location}?digest=${digest}`)
+
+    assert.equal(patched.status, 202)
+    assert.equal(patched.headers.range, `0-${bytes.byteLength - 1}`)
+    assert.equal(completed.status, 201)
+    assert.equal(await registry.backend.store.has(digest), true)
+  })
+
+  it('PATCHes with Content-Range resume after a bad chunk', async () => {
+    const { bytes, digest } = blobOf('0123456789abcdefghij')
+    const location = await startUpload()
+
+    const first = await send(registry.port, 'PATCH', location, { headers: { 'Content-Range': '0-9' }, body: bytes.subarray(0, 10) })
+    const outOfOrder = await send(registry.port, 'PATCH', location, { headers: { 'Content-Range': '15-19' }, body: bytes.subarray(15) })
+    const second = await send(registry.port, 'PATCH', location, { headers: { 'Content-Range': '10-19' }, body: bytes.subarray(10) })
+    const completed = await send(registry.port, 'PUT', `${location}?digest=${digest}`)
+
+    assert.equal(first.status, 202)
+    assert.equal(outOfOrder.status, 416)
+    assert.equal(outOfOrder.headers.range, '0-9')
+    assert.equal(second.status, 202)
+    assert.equal(second.headers.range, '0-19')
+    assert.equal(completed.status, 201)
+  })
+
+  it('PUT carries the last chunk', async () => {
+    const { bytes, digest } = blobOf('first half, second half')
+    const location = await startUpload()
+
+    await send(registry.port, 'PATCH', location, { body: bytes.subarray(0, 11) })
+    const completed = await send(registry.port, 'PUT', `${location}?digest=${digest}`, { headers: { 'Content-Range': `11-${bytes.byteLength - 1}` }, body: bytes.subarray(11) })
+
+    assert.equal(completed.status, 201)
+    assert.deepEqual(Buffer.from(await registry.backend.store.read(digest)), bytes)
+  })
+
+  it('PUT with the whole body and no PATCH', async () => {
+    const { bytes, digest } = blobOf('containerd sends one PUT')
+    const location = await startUpload()
+
+    const completed = await send(registry.port, 'PUT', `${location}?digest=${digest}`, { body: bytes })
+
+    assert.equal(completed.status, 201)
+    assert.equal(await registry.backend.store.has(digest), true)
+  })
+
+  it('empty blob uploads', async () => {
+    const { digest } = blobOf('')
+    const location = await startUpload()
+
+    const completed = await send(registry.port, 'PUT', `${location}?digest=${digest}`)
+
+    assert.equal(completed.status, 201)
+    assert.equal((await registry.backend.store.stat(digest))?.sizeBytes, 0)
+  })
+
+  it('GET reports upload progress', async () => {
+    const location = await startUpload()
+    await send(registry.port, 'PATCH', location, { body: Buffer.from('12345') })
+
+    const status = await send(registry.port, 'GET', location)
+
+    assert.equal(status.status, 204)
+    assert.equal(status.headers.range, '0-4')
+    assert.equal(status.headers.location, location)
+  })
+
+  it('DELETE cancels the upload', async () => {
+    const location = await startUpload()
+    await send(registry.port, 'PATCH', location, { body: Buffer.from('12345') })
+
+    const cancelled = await send(registry.port, 'DELETE', location)
+    const status = await send(registry.port, 'GET', location)
+
+    assert.equal(cancelled.status, 204)
+    assert.equal(status.status, 404)
+    assert.equal(status.code, 'BLOB_UPLOAD_UNKNOWN')
+    assert.deepEqual(await readdir(join(registry.dir, 'uploads')), [])
+  })
+
+  it('mount of a local blob needs no upload', async () => {
+    await loadFixture(registry.backend.store, 'micro-httpd')
+
+    const response = await send(registry.port, 'POST', `/v2/demo/copy/blobs/uploads/?mount=${LAYER}&from=demo/httpd`)
+
+    assert.equal(response.status, 201)
+    assert.equal(response.headers.location, `/v2/demo/copy/blobs/${LAYER}`)
+    assert.equal(response.headers['docker-content-digest'], LAYER)
+    assert.equal(registry.server.uploads.size, 0)
+  })
+
+  it('mount of a missing blob starts an upload', async () => {
+    const response = await send(registry.port, 'POST', `/v2/demo/httpd/blobs/uploads/?mount=${LAYER}&from=demo/other`)
+
+    assert.equal(response.status, 202)
+    assert.match(String(response.headers.location), UPLOAD_LOCATION)
+  })
+
+  it('uploads past the limit get TOOMANYREQUESTS', async () => {
+    for (let i = 0; i < 3; i++) {
+      await startUpload()
+    }
+
+    const response = await send(registry.port, 'POST', '/v2/demo/httpd/blobs/uploads/')
+
+    assert.equal(response.status, 429)
+    assert.equal(response.code, 'TOOMANYREQUESTS')
+  })
+
+  it('idle uploads expire with their file', async () => {
+    const location = await startUpload()
+    await send(registry.port, 'PATCH', location, { body: Buffer.from('12345') })
+
+    const expiredEarly = await registry.server.uploads.expireIdle(Date.now() + 30_000)
+    const expired = await registry.server.uploads.expireIdle(Date.now() + 61_000)
+    const status = await send(registry.port, 'GET', location)
+
+    assert.equal(expiredEarly, 0)
+    assert.equal(expired, 1)
+    assert.equal(status.status, 404)
+    assert.deepEqual(await readdir(join(registry.dir, 'uploads')), [])
+  })
+
+  it('restart removes leftover partial files', async () => {
+    await writeFile(join(registry.dir, 'uploads', 'left-over'), 'partial')
+
+    await registry.server.stop()
+    await registry.server.start()
+
+    assert.deepEqual(await readdir(join(registry.dir, 'uploads')), [])
+  })
+
+  it('upload under ns keeps ns in Location', async () => {
+    const response = await send(registry.port, 'POST', '/v2/demo/httpd/blobs/uploads/?ns=mirror.test')
+
+    assert.match(String(response.headers.location), /^\/v2\/demo\/httpd\/blobs\/uploads\/[0-9a-f-]{36}\?ns=mirror.test$/)
+  })
+})
