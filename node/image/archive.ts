@@ -126,7 +126,11 @@ async function writeEntry (entry: AsyncIterable<Uint8Array>, path: string, optio
   }
 }
 
-/** Opens the archive, transparently decompressing it when it starts with the gzip magic bytes. */
+/**
+ * Opens the archive, transparently decompressing it when it starts with the
+ * gzip magic bytes.
+ * NOTE: extraction has no size limit, so a gzip bomb can fill the disk that holds the data directory.
+ */
 async function openArchive (archive: string, options?: AbortOptions): Promise<AsyncIterable<Uint8Array>> {
   const handle = await open(archive, 'r')
   const magic = new Uint8Array(2)

@@ -66,7 +66,12 @@ function normalizedVariant (platform: Platform): string | undefined {
   return platform.variant
 }
 
-/** Returns true when `candidate` runs on `requested`: same os and architecture, and the same variant when `requested` names one. */
+/**
+ * Returns true when `candidate` runs on `requested`: same os and
+ * architecture, and the same variant when `requested` names one.
+ * NOTE: variants match exactly, so a linux/arm/v7 request skips arm/v6
+ * images that containerd would accept as compatible.
+ */
 export function platformMatches (candidate: Platform, requested: Platform): boolean {
   if (candidate.os !== requested.os || candidate.architecture !== requested.architecture) {
     return false
