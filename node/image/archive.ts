@@ -129,7 +129,7 @@ async function writeEntry (entry: AsyncIterable<Uint8Array>, path: string, optio
 /**
  * Opens the archive, transparently decompressing it when it starts with the
  * gzip magic bytes.
- * NOTE: extraction has no size limit, so a gzip bomb can fill the disk that holds the data directory.
+ * NOTE: extraction has no size limit, so a gzip bomb can fill the data directory's disk.
  */
 async function openArchive (archive: string, options?: AbortOptions): Promise<AsyncIterable<Uint8Array>> {
   const handle = await open(archive, 'r')
