@@ -74,7 +74,7 @@ export function validateConfig (value: unknown, path: string): AgentConfig {
     throw new InvalidConfigError(`${path} must contain a JSON object`)
   }
 
-  const config = { ...defaultConfig(), ...(value as Record<string, unknown>) } as AgentConfig
+  const config = { ...defaultConfig(), ...(value as Record<string, unknown>) }
 
   if (!Array.isArray(config.listen)) {
     throw new InvalidConfigError(`"listen" in ${path} must be an array of multiaddrs`)

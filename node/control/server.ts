@@ -184,7 +184,7 @@ async function readJson<T> (request: IncomingMessage): Promise<Partial<T>> {
     if (value == null || typeof value !== 'object') {
       throw new Error('not an object')
     }
-    return value as Partial<T>
+    return value
   } catch (err: any) {
     throw new RequestError(400, `control request body is not a JSON object: ${err.message}`)
   }

@@ -71,7 +71,7 @@ export class BlobFetcher {
     const { signal } = options
     signal.throwIfAborted()
     return Promise.race([transfer, new Promise<never>((_resolve, reject) => {
-      signal.addEventListener('abort', () => { reject(signal.reason) }, { once: true })
+      signal.addEventListener('abort', () => { reject(signal.reason instanceof Error ? signal.reason : new Error('fetch aborted')) }, { once: true })
     })])
   }
 

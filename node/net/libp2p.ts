@@ -75,5 +75,5 @@ export async function createKilomeshNode (init: NodeInit): Promise<KilomeshLibp2
     }
   })
 
-  return node as unknown as KilomeshLibp2p
+  return node
 }
