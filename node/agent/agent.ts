@@ -93,16 +93,16 @@ export class Agent {
     const privateKey = await loadIdentity(paths.identity)
     const peerId = peerIdFromPrivateKey(privateKey).toString()
 
+    const listen = (options.listen ?? config.listen).map((address, i) => parseMultiaddrValue(address, `listen address ${i + 1}`))
+    const bootstrap = [...config.bootstrap, ...(options.bootstrap ?? []).map((address, i) => parseBootstrapAddress(address, `bootstrap address ${i + 1}`))]
+    const registry = parseRegistryAddress(options.registry ?? config.registry)
+
     if (options.controlApi !== false) {
       const running = await readAgentFile(paths.agentFile)
       if (running != null && running.pid !== process.pid && isProcessAlive(running.pid)) {
         throw new AgentAlreadyRunningError(`an agent (pid ${running.pid}) already runs on ${options.dir}; stop it first or use another --dir`)
       }
     }
-
-    const listen = (options.listen ?? config.listen).map((address, i) => parseMultiaddrValue(address, `listen address ${i + 1}`))
-    const bootstrap = [...config.bootstrap, ...(options.bootstrap ?? []).map((address, i) => parseBootstrapAddress(address, `bootstrap address ${i + 1}`))]
-    const registry = parseRegistryAddress(options.registry ?? config.registry)
 
     const store = new BlobStore(options.dir)
     await store.init()

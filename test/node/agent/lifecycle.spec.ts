@@ -1,0 +1,59 @@
+import { expect } from 'chai'
+import { access } from 'node:fs/promises'
+import { join } from 'node:path'
+import { cleanUp, runCliOk, startAgent } from '../../utils/agents.js'
+import { fixture } from '../../utils/paths.js'
+
+async function exists (path: string): Promise<boolean> {
+  try {
+    await access(path)
+    return true
+  } catch {
+    return false
+  }
+}
+
+describe('agent lifecycle', function () {
+  this.timeout(60_000)
+
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    it(`writes agent.json when ready and removes it on ${signal}`, async () => {
+      const agent = await startAgent()
+      try {
+        expect(agent.info.pid).to.equal(agent.process.pid)
+        expect(agent.info.multiaddrs[0]).to.match(/^\/ip4\/127\.0\.0\.1\/tcp\/[1-9]\d*\/p2p\/12D3KooW/)
+        expect(agent.info.control).to.equal(`unix:${join(agent.dir, 'control.sock')}`)
+        expect(agent.info.registry).to.equal(null)
+
+        const code = await agent.stop(signal)
+
+        expect(code).to.equal(0)
+        expect(await exists(join(agent.dir, 'agent.json'))).to.equal(false)
+        expect(await exists(join(agent.dir, 'control.sock'))).to.equal(false)
+      } finally {
+        await cleanUp([agent])
+      }
+    })
+  }
+
+  it('tells a connected agent about a publish by gossip', async () => {
+    const a = await startAgent()
+    const b = await startAgent({ bootstrap: [a.info.multiaddrs[0] ?? ''] })
+    try {
+      // Gossipsub needs a heartbeat or two to graft the new peer into its mesh.
+      const deadline = Date.now() + 20_000
+      let known = false
+      let attempt = 0
+      while (!known && Date.now() < deadline) {
+        await runCliOk(['publish', `demo/gossip:v${++attempt}`, '--from', `${fixture('micro-httpd')}:v1`, '--dir', a.dir])
+        await new Promise(resolve => setTimeout(resolve, 500))
+        const images = JSON.parse(await runCliOk(['images', '--json', '--dir', b.dir])) as Array<{ repository: string, local: boolean }>
+        known = images.some(image => image.repository === 'demo/gossip')
+      }
+
+      expect(known).to.equal(true)
+    } finally {
+      await cleanUp([a, b])
+    }
+  })
+})
