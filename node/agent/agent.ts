@@ -25,6 +25,7 @@ import { BlobStore } from '../store/blob-store.js'
 import { OciLayout } from '../store/layout.js'
 import { isProcessAlive, readAgentFile, removeAgentFile, writeAgentFile, type AgentFile } from './agent-file.js'
 import type { PrivateKey } from '@libp2p/interface'
+import type { Datastore } from 'interface-datastore'
 
 const log = logger('kilomesh:agent')
 
@@ -43,6 +44,12 @@ export interface AgentOptions {
   connectionProtector?: NodeInit['connectionProtector']
   /** Write agent.json and serve the control socket; the simulator turns this off. */
   controlApi?: boolean
+  /**
+   * Datastore for the catalog and libp2p's state; a LevelDB in DIR/datastore
+   * when omitted. The simulator passes one that outlives a simulated crash.
+   * The agent does not close a datastore it was given.
+   */
+  datastore?: Datastore
 }
 
 /** Everything the agent's feature modules (publish, pull, status) work with. */
@@ -109,9 +116,17 @@ export class Agent {
     const layout = new OciLayout(options.dir)
     await layout.init()
 
-    await mkdir(paths.datastore, { recursive: true })
-    const datastore = new LevelDatastore(paths.datastore)
-    await datastore.open()
+    let datastore: Datastore
+    let closeDatastore = async (): Promise<void> => {}
+    if (options.datastore != null) {
+      datastore = options.datastore
+    } else {
+      await mkdir(paths.datastore, { recursive: true })
+      const level = new LevelDatastore(paths.datastore)
+      await level.open()
+      datastore = level
+      closeDatastore = async () => { await level.close() }
+    }
 
     const trust = new TrustPolicy({ localPeerId: peerId, config: config.trust as TrustConfig | undefined })
     const catalog = new Catalog({ datastore }, { trust })
@@ -129,7 +144,7 @@ export class Agent {
     if (node.getMultiaddrs().length === 0 && listen.length > 0) {
       await node.stop()
       await catalog.stop()
-      await datastore.close()
+      await closeDatastore()
       throw new Error(`could not listen on any of ${listen.join(', ')}; the port may be in use by another agent, so pass --listen with another port (or port 0 for any free port)`)
     }
 
@@ -146,7 +161,7 @@ export class Agent {
     const context: AgentContext = { dir: options.dir, paths, config, privateKey, peerId, node, store, layout, catalog, fetcher, penalties, announcer, blobServer, connectivity, startedAtMs }
     const agent = new Agent(context, options)
 
-    agent.stoppers.push(async () => { await datastore.close() })
+    agent.stoppers.push(closeDatastore)
     agent.stoppers.push(async () => { await catalog.stop() })
     agent.stoppers.push(async () => { await node.stop() })
     agent.stoppers.push(async () => { await blobServer.stop() })
