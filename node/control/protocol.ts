@@ -21,20 +21,3 @@ export type PullEvent =
   | { type: 'result', result: unknown }
   | { type: 'error', error: { name: string, message: string } }
 
-export interface PublishRequest {
-  reference: string
-  /** Image source, an absolute path (the CLI resolves relative ones). */
-  from: string
-}
-
-export interface PullRequest {
-  reference: string
-  to?: string
-  /** "OS/ARCH[/VARIANT]" or "all". */
-  platform?: string
-  timeoutSeconds?: number
-}
-
-export interface ConnectRequest {
-  multiaddr: string
-}

@@ -2,13 +2,9 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { rm } from 'node:fs/promises'
 import { logger } from '@libp2p/logger'
-import { multiaddr } from '@multiformats/multiaddr'
-import { parseBootstrapAddress } from '../config/config.js'
-import { publishImage } from '../agent/publish.js'
-import { pullImage } from '../agent/pull.js'
-import { imagesView, peersView, statusView } from '../agent/status.js'
-import { parsePlatform } from '../image/platform.js'
-import { CONTROL_PREFIX, MAX_CONTROL_BODY_BYTES, type ConnectRequest, type PublishRequest, type PullEvent, type PullRequest } from './protocol.js'
+import { CONTROL_PREFIX, MAX_CONTROL_BODY_BYTES } from './protocol.js'
+import { RequestError, type ControlRoute } from './route.js'
+import { CONTROL_ROUTES } from './routes/index.js'
 import type { Agent } from '../agent/agent.js'
 
 const log = logger('kilomesh:control')
@@ -16,23 +12,18 @@ const log = logger('kilomesh:control')
 /** Longest Unix socket path Linux accepts (sun_path is 108 bytes including the NUL). */
 const MAX_SOCKET_PATH_BYTES = 107
 
-/** Default and largest pull time limit, in seconds. */
-const DEFAULT_PULL_TIMEOUT_SECONDS = 300
-const MAX_PULL_TIMEOUT_SECONDS = 24 * 3600
-
-class RequestError extends Error {
-  constructor (readonly status: number, message: string, readonly errorName = 'BadRequestError') {
-    super(message)
-  }
-}
-
-/** HTTP status for each named error the agent raises. */
+/** HTTP status for each named error the agent raises; anything else is a 500. */
 const STATUS_BY_ERROR: Record<string, number> = {
   InvalidReferenceError: 400,
   InvalidDigestError: 400,
   InvalidConfigError: 400,
   InvalidManifestError: 400,
   InvalidImageSourceError: 400,
+  InvalidPlatformError: 400,
+  AmbiguousImageError: 400,
+  UnsafeArchiveEntryError: 400,
+  InvalidExportDestinationError: 400,
+  NoMatchingPlatformError: 404,
   TagNotFoundError: 404,
   NoSourceError: 404,
   BlobNotFoundError: 404,
@@ -41,8 +32,13 @@ const STATUS_BY_ERROR: Record<string, number> = {
 
 export class ControlServer {
   private server?: Server
+  private readonly routes = new Map<string, ControlRoute>()
 
-  constructor (private readonly agent: Agent) {}
+  constructor (private readonly agent: Agent, routes: ControlRoute[] = CONTROL_ROUTES) {
+    for (const route of routes) {
+      this.routes.set(`${route.method} ${CONTROL_PREFIX}${route.path}`, route)
+    }
+  }
 
   async start (): Promise<void> {
     const socket = this.agent.context.paths.controlSocket
@@ -52,7 +48,7 @@ export class ControlServer {
 
     // A socket file left by a crashed agent would make listen fail with EADDRINUSE.
     await rm(socket, { force: true })
-    const server = createServer((request, response) => { void this.route(request, response) })
+    const server = createServer((request, response) => { void this.dispatch(request, response) })
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject)
       server.listen(socket, () => { server.off('error', reject); resolve() })
@@ -71,46 +67,25 @@ export class ControlServer {
     await rm(this.agent.context.paths.controlSocket, { force: true })
   }
 
-  private async route (request: IncomingMessage, response: ServerResponse): Promise<void> {
-    const path = (request.url ?? '').split('?')[0] ?? ''
-    const context = this.agent.context
+  private async dispatch (request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const url = new URL(request.url ?? '/', 'http://control')
+    const key = `${request.method ?? 'GET'} ${url.pathname}`
+
     try {
-      const route = `${request.method ?? 'GET'} ${path}`
-      switch (route) {
-        case `GET ${CONTROL_PREFIX}/status`:
-          sendJson(response, 200, await statusView(context, this.agent.registryAddress))
-          return
-        case `GET ${CONTROL_PREFIX}/peers`:
-          sendJson(response, 200, peersView(context))
-          return
-        case `GET ${CONTROL_PREFIX}/images`:
-          sendJson(response, 200, await imagesView(context))
-          return
-        case `POST ${CONTROL_PREFIX}/publish`: {
-          const body = await readJson<PublishRequest>(request)
-          requireString(body.reference, 'reference')
-          requireString(body.from, 'from')
-          sendJson(response, 200, await publishImage(context, body.reference, body.from))
-          return
-        }
-        case `POST ${CONTROL_PREFIX}/pull`:
-          await this.pull(await readJson<PullRequest>(request), response)
-          return
-        case `POST ${CONTROL_PREFIX}/connect`: {
-          const body = await readJson<ConnectRequest>(request)
-          const address = parseBootstrapAddress(body.multiaddr, 'peer address')
-          await context.node.dial(multiaddr(address), { signal: AbortSignal.timeout(10_000) })
-          context.connectivity.keep(address)
-          sendJson(response, 200, { connected: address })
-          return
-        }
-        default:
-          throw new RequestError(404, `no control endpoint ${route}; the CLI and the agent may be different versions`, 'NotFoundError')
+      const route = this.routes.get(key)
+      if (route == null) {
+        throw new RequestError(404, `no control endpoint ${key}; the CLI and the agent may be different versions`, 'NotFoundError')
+      }
+
+      const body = route.method === 'POST' ? await readJson(request) : {}
+      const result = await route.handle({ agent: this.agent, body, query: url.searchParams, request, response })
+      if (result !== undefined) {
+        sendJson(response, 200, result)
       }
     } catch (err: any) {
       const status = err instanceof RequestError ? err.status : (STATUS_BY_ERROR[err.name] ?? 500)
       if (status >= 500) {
-        log.error('control request %s %s failed: %e', request.method, path, err)
+        log.error('control request %s failed: %e', key, err)
       }
       if (!response.headersSent) {
         sendJson(response, status, { error: { name: err.name ?? 'Error', message: err.message ?? String(err) } })
@@ -118,41 +93,6 @@ export class ControlServer {
         response.end()
       }
     }
-  }
-
-  /** Streams progress lines while pulling, then one result or error line. */
-  private async pull (body: Partial<PullRequest>, response: ServerResponse): Promise<void> {
-    requireString(body.reference, 'reference')
-    const timeoutSeconds = body.timeoutSeconds ?? DEFAULT_PULL_TIMEOUT_SECONDS
-    if (typeof timeoutSeconds !== 'number' || !(timeoutSeconds > 0) || timeoutSeconds > MAX_PULL_TIMEOUT_SECONDS) {
-      throw new RequestError(400, `invalid timeout ${JSON.stringify(timeoutSeconds)}: give a number of seconds above 0 and at most ${MAX_PULL_TIMEOUT_SECONDS}`)
-    }
-    const platform = body.platform == null ? undefined : parsePlatform(body.platform)
-
-    response.writeHead(200, { 'content-type': 'application/x-ndjson' })
-    const write = (event: PullEvent): void => { response.write(`${JSON.stringify(event)}\n`) }
-    let lastProgressMs = 0
-
-    try {
-      const result = await pullImage(this.agent.context, body.reference, {
-        to: body.to,
-        platform,
-        signal: AbortSignal.timeout(timeoutSeconds * 1000),
-        onProgress: progress => {
-          // At most ten progress lines a second, plus the last one of each blob.
-          const now = Date.now()
-          if (now - lastProgressMs >= 100 || progress.receivedBytes === progress.totalBytes) {
-            lastProgressMs = now
-            write({ type: 'progress', ...progress })
-          }
-        }
-      })
-      write({ type: 'result', result })
-    } catch (err: any) {
-      log('pull of %s failed: %e', body.reference, err)
-      write({ type: 'error', error: { name: err.name ?? 'Error', message: err.message ?? String(err) } })
-    }
-    response.end()
   }
 }
 
@@ -162,13 +102,7 @@ function sendJson (response: ServerResponse, status: number, body: unknown): voi
   response.end(text)
 }
 
-function requireString (value: unknown, field: string): asserts value is string {
-  if (typeof value !== 'string' || value === '') {
-    throw new RequestError(400, `missing or invalid field "${field}": expected a non-empty string`)
-  }
-}
-
-async function readJson<T> (request: IncomingMessage): Promise<Partial<T>> {
+async function readJson (request: IncomingMessage): Promise<Record<string, unknown>> {
   const chunks: Buffer[] = []
   let length = 0
   for await (const chunk of request) {
@@ -179,12 +113,16 @@ async function readJson<T> (request: IncomingMessage): Promise<Partial<T>> {
     chunks.push(chunk as Buffer)
   }
 
+  if (length === 0) {
+    return {}
+  }
+
   try {
     const value: unknown = JSON.parse(Buffer.concat(chunks).toString('utf8'))
-    if (value == null || typeof value !== 'object') {
+    if (value == null || typeof value !== 'object' || Array.isArray(value)) {
       throw new Error('not an object')
     }
-    return value
+    return value as Record<string, unknown>
   } catch (err: any) {
     throw new RequestError(400, `control request body is not a JSON object: ${err.message}`)
   }

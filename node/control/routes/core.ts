@@ -1,0 +1,92 @@
+/** Control routes of the core commands: status, peers, images, publish, pull, connect. */
+import { multiaddr } from '@multiformats/multiaddr'
+import { logger } from '@libp2p/logger'
+import { publishImage } from '../../agent/publish.js'
+import { pullImage } from '../../agent/pull.js'
+import { imagesView, peersView, statusView } from '../../agent/status.js'
+import { parseBootstrapAddress } from '../../config/config.js'
+import { parsePlatform } from '../../image/platform.js'
+import { RequestError, optionalString, requireString, type ControlRoute } from '../route.js'
+import type { PullEvent } from '../protocol.js'
+
+const log = logger('kilomesh:control')
+
+/** Default and largest pull time limit, in seconds. */
+const DEFAULT_PULL_TIMEOUT_SECONDS = 300
+const MAX_PULL_TIMEOUT_SECONDS = 24 * 3600
+
+/** Time allowed to dial a peer named by `kilomesh connect`. */
+const CONNECT_TIMEOUT_MS = 10_000
+
+export const coreRoutes: ControlRoute[] = [
+  {
+    method: 'GET',
+    path: '/status',
+    handle: async ({ agent }) => statusView(agent.context, agent.registryAddress)
+  },
+  {
+    method: 'GET',
+    path: '/peers',
+    handle: async ({ agent }) => peersView(agent.context)
+  },
+  {
+    method: 'GET',
+    path: '/images',
+    handle: async ({ agent }) => imagesView(agent.context)
+  },
+  {
+    method: 'POST',
+    path: '/publish',
+    handle: async ({ agent, body }) => publishImage(agent.context, requireString(body, 'reference'), requireString(body, 'from'))
+  },
+  {
+    method: 'POST',
+    path: '/connect',
+    handle: async ({ agent, body }) => {
+      const address = parseBootstrapAddress(body.multiaddr, 'peer address')
+      await agent.context.node.dial(multiaddr(address), { signal: AbortSignal.timeout(CONNECT_TIMEOUT_MS) })
+      agent.context.connectivity.keep(address)
+      return { connected: address }
+    }
+  },
+  {
+    method: 'POST',
+    path: '/pull',
+    // Streams progress lines while pulling, then one result or error line.
+    handle: async ({ agent, body, response }) => {
+      const reference = requireString(body, 'reference')
+      const timeoutSeconds = body.timeoutSeconds ?? DEFAULT_PULL_TIMEOUT_SECONDS
+      if (typeof timeoutSeconds !== 'number' || !(timeoutSeconds > 0) || timeoutSeconds > MAX_PULL_TIMEOUT_SECONDS) {
+        throw new RequestError(400, `invalid timeout ${JSON.stringify(timeoutSeconds)}: give a number of seconds above 0 and at most ${MAX_PULL_TIMEOUT_SECONDS}`)
+      }
+      const platformText = optionalString(body, 'platform')
+      const platform = platformText == null ? undefined : parsePlatform(platformText)
+
+      response.writeHead(200, { 'content-type': 'application/x-ndjson' })
+      const write = (event: PullEvent): void => { response.write(`${JSON.stringify(event)}\n`) }
+      let lastProgressMs = 0
+
+      try {
+        const result = await pullImage(agent.context, reference, {
+          to: optionalString(body, 'to'),
+          platform,
+          signal: AbortSignal.timeout(timeoutSeconds * 1000),
+          onProgress: progress => {
+            // At most ten progress lines a second, plus the last one of each blob.
+            const now = Date.now()
+            if (now - lastProgressMs >= 100 || progress.receivedBytes === progress.totalBytes) {
+              lastProgressMs = now
+              write({ type: 'progress', ...progress })
+            }
+          }
+        })
+        write({ type: 'result', result })
+      } catch (err: any) {
+        log('pull of %s failed: %e', reference, err)
+        write({ type: 'error', error: { name: err.name ?? 'Error', message: err.message ?? String(err) } })
+      }
+      response.end()
+      return undefined
+    }
+  }
+]
