@@ -186,6 +186,7 @@ export class RegistryServer {
       sendError(res, error, { closeConnection: hasUnreadBody(req), head: req.method === 'HEAD' })
     }
 
-    log.trace('%s %s -> %d in %d ms', req.method, req.url, res.statusCode, Date.now() - startedMs)
+    const chunked = req.headers['transfer-encoding'] != null ? ' (chunked body)' : ''
+    log.trace('%s %s%s -> %d in %d ms', req.method, req.url, chunked, res.statusCode, Date.now() - startedMs)
   }
 }
