@@ -38,7 +38,7 @@ export const SYNC_FANOUT = 16
 export const ITEM_KEY_BYTES = 8
 
 /**
- * A node that differs and holds at most this many items on the sender's side
+ * A node that differs and contains at most this many items on the sender's side
  * is listed in full instead of split, because listing a few 8-byte keys
  * costs about as much as 16 child summaries and settles the node at once.
  */

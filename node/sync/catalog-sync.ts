@@ -1,5 +1,5 @@
 /**
- * The libp2p service that keeps catalogs converged: it answers
+ * The libp2p service that keeps catalogs converged: it serves
  * `/kilomesh/sync/1.0.0` streams, starts a session on every new outbound
  * connection and, every `intervalMs`, with one random connected peer.
  */
@@ -28,9 +28,9 @@ export interface CatalogSyncInit {
   intervalMs?: number
   /** Whether a new outbound connection starts a session. @default true */
   syncOnConnect?: boolean
-  /** Longest a session may run, in ms. @default 60000 */
+  /** Maximum duration of a session, in ms. @default 60000 */
   sessionTimeoutMs?: number
-  /** Most sessions running at once. @default 8 */
+  /** Maximum number of sessions running at once. @default 8 */
   maxConcurrentSessions?: number
   /** Nodes with at most this many items are listed instead of split. @default SYNC_LIST_THRESHOLD */
   listThreshold?: number
@@ -243,6 +243,11 @@ export class CatalogSync implements Startable {
   }
 
   private async syncRandomPeer (): Promise<void> {
+    if (this.activeSessions >= this.maxConcurrentSessions) {
+      this.log('skipped a periodic sync because %d sessions are running', this.activeSessions)
+      return
+    }
+
     const candidates = [...new Map(this.components.connectionManager.getConnections()
       .filter(connection => connection.limits == null && connection.status === 'open' && !this.activePeers.has(connection.remotePeer.toString()))
       .map(connection => [connection.remotePeer.toString(), connection.remotePeer])).values()]

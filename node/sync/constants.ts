@@ -6,10 +6,10 @@
 /** Interval between syncs with a random connected peer, in milliseconds; each wait is jittered by up to a quarter. */
 export const DEFAULT_SYNC_INTERVAL_MS = 30_000
 
-/** Longest a whole session may take, in milliseconds, before it is aborted. */
+/** Maximum duration of a whole session, in milliseconds, before it is aborted. */
 export const SYNC_SESSION_TIMEOUT_MS = 60_000
 
-/** Longest wait for the peer's next message, in milliseconds. */
+/** Maximum wait for the peer's next message, in milliseconds. */
 export const SYNC_MESSAGE_TIMEOUT_MS = 15_000
 
 /** Rejected records after which a session is aborted, since an honest peer sends records that verify. */

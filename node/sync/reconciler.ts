@@ -226,7 +226,7 @@ export class Reconciler {
   /**
    * Builds the next message from the queued work and records, within the
    * message limits; what does not fit waits for the next message. Sets
-   * `done` when the message asks nothing and nothing is left to send, so
+   * `done` when the message contains no request and nothing is left to send, so
    * the peer may end the session without replying.
    */
   private buildMessage (clockMs: number): SyncMessage {

@@ -14,10 +14,10 @@ import type { SyncIndex } from './sync-index.js'
 import type { Catalog } from '../catalog/catalog.js'
 import type { AbortOptions, Stream } from '@libp2p/interface'
 
-/** Which side opened the stream. */
+/** Role of this side in a session: the side that opened the stream is the initiator. */
 export type SyncRole = 'initiator' | 'responder'
 
-/** What one session exchanged. */
+/** Counts of what one session exchanged. */
 export interface SessionResult {
   peer: string
   role: SyncRole
@@ -90,7 +90,7 @@ export async function runSession (stream: Stream, role: SyncRole, context: Sessi
         throw err
       }
 
-      // The peer ends a session by closing the stream instead of answering our `done`.
+      // The peer ends a session by closing the stream instead of replying to our `done`.
       if (lastSentDone) {
         return undefined
       }
