@@ -220,7 +220,8 @@ export class Catalog {
       return { status: 'rejected', reason: err.message }
     }
 
-    return this.add(signed, options)
+    // A copy detaches the record from the message buffer it was received in, which may be far larger.
+    return this.add({ record: signed.record, envelope: new Uint8Array(signed.envelope) }, options)
   }
 
   /** Merges the held records that are no longer ahead of the reference clock by more than the allowed skew. */
