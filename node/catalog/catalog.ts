@@ -30,7 +30,7 @@ export interface CatalogInit {
   maxHistory?: number
   /** How far ahead of the reference clock a record may be before it is held back, in ms. @default 300000 */
   maxFutureSkewMs?: number
-  /** Which publishers are accepted for which repositories. @default first-use policy with no entries */
+  /** Policy that decides which publishers are accepted for which repositories. @default first-use policy with no entries */
   trust?: TrustPolicy
   /** Clock in milliseconds since the Unix epoch, injectable for tests of bad clocks. @default Date.now */
   now?: () => number
@@ -40,7 +40,7 @@ export type AddStatus = 'applied' | 'stale' | 'duplicate' | 'rejected' | 'held'
 
 export interface AddResult {
   status: AddStatus
-  /** Why the record was rejected or held. */
+  /** Reason the record was rejected or held. */
   reason?: string
   /** The tag's winner after the call. */
   current?: SignedTagRecord
