@@ -10,8 +10,8 @@ export const DEFAULT_MAX_HISTORY = 10
 export const MAX_HISTORY_LIMIT = 1000
 
 /**
- * How far, in milliseconds, a record's HLC wall time may lie ahead of the
- * reference clock before the record is held back instead of applied.
+ * Maximum lead, in milliseconds, of a record's HLC wall time over the
+ * reference clock; a record further ahead is held back instead of applied.
  */
 export const DEFAULT_MAX_FUTURE_SKEW_MS = 5 * 60 * 1000
 

@@ -1,6 +1,6 @@
 /**
  * The datastore layout of the catalog. Each tag is one datastore value that
- * holds its winner and its history, so that every update of a tag is one
+ * contains its winner and its history, so that every update of a tag is one
  * write (or one batch together with a first-use owner) and a crash leaves
  * either the old entry or the new one.
  *

@@ -18,9 +18,9 @@ export interface Rejection {
 }
 
 /**
- * Reads repository and tag from an envelope without checking its signature,
- * only to name a forged or malformed record in the log; returns an empty
- * object when even that fails.
+ * Reads repository and tag from an envelope without checking its signature.
+ * The result only names a forged or malformed record in the log, and it is
+ * an empty object when even that decoding fails.
  */
 export function describeUnverifiedEnvelope (bytes: Uint8Array): { repository?: string, tag?: string } {
   try {

@@ -14,12 +14,12 @@
  * 5. Mode `explicit`: everything else is rejected.
  *
  * So under the default an outsider cannot replace a tag that someone else
- * published first, though it can claim a repository nobody has used yet.
+ * published first, though it can claim a repository that no one has used yet.
  */
 import { peerIdFromString } from '@libp2p/peer-id'
 import { InvalidTrustEntryError } from './errors.js'
 
-/** How records from publishers that no entry names are treated. */
+/** Treatment of records from publishers that no entry names. */
 export type TrustMode = 'first-use' | 'explicit' | 'any'
 
 /** Permission for one publisher to publish to the repositories that `repository` matches. */
@@ -40,7 +40,7 @@ export interface TrustConfig {
 /** The outcome of a policy check. */
 export interface TrustDecision {
   allowed: boolean
-  /** Why the record was allowed or rejected, for logs and results. */
+  /** Reason the record was allowed or rejected, for logs and results. */
   reason: string
   /** True when accepting the record makes its publisher the first-use owner of the repository. */
   claimsOwnership: boolean
