@@ -19,6 +19,7 @@ import { PeerPenalties } from '../fetch/penalties.js'
 import { TagAnnouncer } from '../net/announce.js'
 import { BlobServer } from '../net/blob-server.js'
 import { ConnectivityKeeper } from '../net/connectivity.js'
+import { BlobProviders } from '../net/providers.js'
 import { createKilomeshNode, type KilomeshLibp2p, type NodeInit } from '../net/libp2p.js'
 import { handleResolve } from '../net/resolve.js'
 import { BlobStore } from '../store/blob-store.js'
@@ -29,6 +30,16 @@ import type { Datastore } from 'interface-datastore'
 
 const log = logger('kilomesh:agent')
 
+/**
+ * Returns true for a listen address other devices on a LAN could dial. mDNS
+ * announces listen addresses, so an agent listening only on loopback or
+ * in-memory addresses (tests, the simulator) has nothing to announce and
+ * sends no multicast at all.
+ */
+function isLanAddress (address: string): boolean {
+  return !/^\/(ip4\/127\.|ip6\/::1\/|memory\/)/.test(address)
+}
+
 export interface AgentOptions {
   /** Data directory, created by `kilomesh init`. */
   dir: string
@@ -38,6 +49,10 @@ export interface AgentOptions {
   bootstrap?: string[]
   /** HOST:PORT or "off"; replaces the configured registry address when given. */
   registry?: string
+  /** Discover peers on the LAN with mDNS; replaces config.json's `mdns` (default true). */
+  mdns?: boolean
+  /** Run the Kademlia DHT. @default true */
+  dht?: boolean
   /** Transports, for the simulator's in-memory links; TCP when omitted. */
   transports?: NodeInit['transports']
   connectionGater?: NodeInit['connectionGater']
@@ -67,6 +82,7 @@ export interface AgentContext {
   penalties: PeerPenalties
   announcer: TagAnnouncer
   blobServer: BlobServer
+  providers: BlobProviders
   connectivity: ConnectivityKeeper
   startedAtMs: number
 }
@@ -138,7 +154,9 @@ export class Agent {
       datastore,
       transports: options.transports,
       connectionGater: options.connectionGater,
-      connectionProtector: options.connectionProtector
+      connectionProtector: options.connectionProtector,
+      dht: options.dht,
+      mdns: (options.mdns ?? config.mdns !== false) && listen.some(isLanAddress)
     })
 
     if (node.getMultiaddrs().length === 0 && listen.length > 0) {
@@ -155,10 +173,12 @@ export class Agent {
     await handleResolve(node, catalog)
     const announcer = new TagAnnouncer(node, catalog)
     announcer.start()
+    const providers = new BlobProviders(node, store)
+    await providers.start()
     const connectivity = new ConnectivityKeeper(node)
     connectivity.start(bootstrap)
 
-    const context: AgentContext = { dir: options.dir, paths, config, privateKey, peerId, node, store, layout, catalog, fetcher, penalties, announcer, blobServer, connectivity, startedAtMs }
+    const context: AgentContext = { dir: options.dir, paths, config, privateKey, peerId, node, store, layout, catalog, fetcher, penalties, announcer, blobServer, providers, connectivity, startedAtMs }
     const agent = new Agent(context, options)
 
     agent.stoppers.push(closeDatastore)
@@ -167,6 +187,8 @@ export class Agent {
     agent.stoppers.push(async () => { await blobServer.stop() })
     agent.stoppers.push(async () => { announcer.stop() })
     agent.stoppers.push(async () => { connectivity.stop() })
+    agent.stoppers.push(async () => { providers.stop() })
+    agent.stoppers.push(async () => { fetcher.sources.stop() })
 
     try {
       await agent.startInterfaces(registry)

@@ -21,13 +21,15 @@ export interface AgentConfig {
   bootstrap: string[]
   /** HOST:PORT of the OCI registry API, or "off". */
   registry: string
+  /** Discover peers on the LAN with mDNS. */
+  mdns: boolean
   /** Any other keys, kept as they are when the file is rewritten. */
   [key: string]: unknown
 }
 
 /** Returns a fresh configuration with the defaults. */
 export function defaultConfig (): AgentConfig {
-  return { listen: [...DEFAULT_LISTEN], bootstrap: [], registry: DEFAULT_REGISTRY }
+  return { listen: [...DEFAULT_LISTEN], bootstrap: [], registry: DEFAULT_REGISTRY, mdns: true }
 }
 
 /** Checks a multiaddr from a flag or the config file; `what` names its origin in the error. */
@@ -87,6 +89,10 @@ export function validateConfig (value: unknown, path: string): AgentConfig {
   config.bootstrap.forEach((address, i) => parseBootstrapAddress(address, `"bootstrap[${i}]" in ${path}`))
 
   parseRegistryAddress(config.registry, `"registry" in ${path}`)
+
+  if (typeof config.mdns !== 'boolean') {
+    throw new InvalidConfigError(`"mdns" in ${path} must be true or false, got ${JSON.stringify(config.mdns)}`)
+  }
   return config
 }
 

@@ -9,8 +9,9 @@ import { logger } from '@libp2p/logger'
 import { DigestMismatchError } from '../../protocol/errors.js'
 import { BlobResponse } from '../../protocol/messages/blob.js'
 import { requestBlob } from '../net/blob-client.js'
-import { RESOLVE_TIMEOUT_MS, STALL_TIMEOUT_MS } from '../net/constants.js'
+import { BUSY_RETRY_INITIAL_MS, BUSY_RETRY_MAX_MS, STALL_TIMEOUT_MS } from '../net/constants.js'
 import { NoSourceError, StallError } from './errors.js'
+import { SourceFinder } from './sources.js'
 import type { OciDigest } from '../../protocol/digest.js'
 import type { KilomeshLibp2p } from '../net/libp2p.js'
 import type { BlobInfo, BlobStore, BlobWriter } from '../store/blob-store.js'
@@ -18,6 +19,31 @@ import type { PeerPenalties } from './penalties.js'
 import type { AbortOptions, PeerId } from '@libp2p/interface'
 
 const log = logger('kilomesh:fetch')
+
+/** Rounds of source discovery one transfer may run; each needs a new or no-longer-busy source. */
+const MAX_SOURCE_ROUNDS = 200
+
+/** Returns the array in random order, so that many fetchers spread over the holders. */
+function shuffle<T> (items: T[]): T[] {
+  const copy = [...items]
+  for (let i = copy.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1))
+    const item = copy[i] as T
+    copy[i] = copy[j] as T
+    copy[j] = item
+  }
+  return copy
+}
+
+async function sleep (ms: number, signal?: AbortSignal): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(resolve, ms)
+    signal?.addEventListener('abort', () => {
+      clearTimeout(timer)
+      reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'))
+    }, { once: true })
+  })
+}
 
 /** Progress of one blob transfer. */
 export interface FetchProgress {
@@ -48,7 +74,8 @@ export class BlobFetcher {
   constructor (
     private readonly node: KilomeshLibp2p,
     private readonly store: BlobStore,
-    private readonly penalties: PeerPenalties
+    private readonly penalties: PeerPenalties,
+    readonly sources: SourceFinder = new SourceFinder(node, penalties)
   ) {}
 
   /** Makes the blob local, fetching it when needed; throws NoSourceError when no peer delivers it. */
@@ -75,61 +102,47 @@ export class BlobFetcher {
     })])
   }
 
-  /** Lists connected peers that state they hold the blob, fastest answer first. */
-  async findConnectedHolders (digest: OciDigest, options: AbortOptions = {}): Promise<PeerId[]> {
-    const signal = AbortSignal.any([AbortSignal.timeout(RESOLVE_TIMEOUT_MS), ...(options.signal != null ? [options.signal] : [])])
-    const holders: PeerId[] = []
-
-    await Promise.all(this.candidatePeers().map(async peer => {
-      try {
-        const reply = await requestBlob(this.node, peer, digest, 0, { signal, headerOnly: true })
-        if (reply.status === BlobResponse.Status.OK) {
-          holders.push(peer)
-        }
-      } catch (err: any) {
-        log.trace('%p did not answer whether it holds %s: %e', peer, digest, err)
-      }
-    }))
-    return holders
-  }
-
-  private candidatePeers (): PeerId[] {
-    return this.node.getPeers().filter(peer => !this.penalties.isPenalised(peer.toString()))
-  }
-
   private async transfer (digest: OciDigest, options: FetchOptions): Promise<BlobInfo> {
-    const tried = new Set<string>()
     const signal = options.signal
-    let lastError: Error | undefined
-
-    // Preferred peers are asked straight away; everyone else only after they
-    // say they hold the blob, so a miss costs one round trip per peer at most.
+    // Peers that failed, lacked the blob or sent bad bytes during this transfer.
+    const tried = new Set<string>()
     const queue: PeerId[] = (options.preferredPeers ?? []).filter(peer => !this.penalties.isPenalised(peer.toString()))
+    let busyDelayMs = BUSY_RETRY_INITIAL_MS
+    let rounds = 0
     let resumable = true
     let writer: BlobWriter | undefined
     let contributors: string[] = []
+    let lastError: Error | undefined
 
     try {
       while (true) {
         signal?.throwIfAborted()
 
-        // Ask the connected peers again whenever the queue runs dry: a peer may
-        // have connected while an earlier source stalled. Every round must
-        // bring an untried peer, so the loop ends once no new source appears.
+        // Look for sources whenever the queue runs dry: a peer may have
+        // connected, or fetched the blob, while an earlier source was tried.
         if (queue.length === 0) {
-          const holders = await this.findConnectedHolders(digest, { signal })
-          queue.push(...holders.filter(peer => !tried.has(peer.toString())))
+          if (++rounds > MAX_SOURCE_ROUNDS) {
+            break
+          }
+          const found = await this.sources.find(digest, tried, { signal })
+          queue.push(...shuffle(found.ready))
+          if (queue.length === 0) {
+            if (found.busy.length === 0) {
+              break
+            }
+            // Every holder is at its upload budget; new holders appear as they finish.
+            log('all %d holders of %s are busy, asking again in %d ms', found.busy.length, digest, busyDelayMs)
+            await sleep(busyDelayMs * (0.5 + Math.random()), signal)
+            busyDelayMs = Math.min(busyDelayMs * 2, BUSY_RETRY_MAX_MS)
+            continue
+          }
         }
 
-        const peer = queue.shift()
-        if (peer == null) {
-          break
-        }
+        const peer = queue.shift() as PeerId
         const peerName = peer.toString()
         if (tried.has(peerName) || this.penalties.isPenalised(peerName)) {
           continue
         }
-        tried.add(peerName)
 
         writer ??= await this.store.createWriter(digest, options.sizeBytes)
         if (!resumable && writer.offset > 0) {
@@ -138,69 +151,87 @@ export class BlobFetcher {
           contributors = []
         }
 
+        const offsetBefore = writer.offset
+        let outcome: 'done' | 'missing' | 'busy'
         try {
-          const done = await this.receiveFrom(peer, digest, writer, options)
-          if (writer.offset > 0 && !contributors.includes(peerName)) {
-            contributors.push(peerName)
-          }
-          if (!done) {
-            continue
-          }
+          outcome = await this.receiveFrom(peer, digest, writer, options)
         } catch (err: any) {
-          if (writer.offset > 0 && !contributors.includes(peerName)) {
-            contributors.push(peerName)
-          }
           this.stats.failedAttempts++
           lastError = err
+          tried.add(peerName)
           log('fetching %s from %p stopped at offset %d, trying the next source: %e', digest, peer, writer.offset, err)
+          outcome = 'missing'
+        } finally {
+          if (writer.offset > offsetBefore && !contributors.includes(peerName)) {
+            contributors.push(peerName)
+          }
+        }
+
+        if (outcome === 'missing') {
+          tried.add(peerName)
+          continue
+        }
+        if (outcome === 'busy') {
           continue
         }
 
+        const committed = writer
+        writer = undefined
         try {
-          const committed = writer
-          writer = undefined
           await committed.commit({ signal })
-          this.stats.fetchedBlobs++
-          log('fetched %s (%d bytes) from %s', digest, committed.offset, contributors.join(', '))
-          const info = await this.store.stat(digest)
-          if (info == null) {
-            throw new Error(`blob ${digest} vanished right after it was stored`)
-          }
-          return info
         } catch (err: any) {
           if (!(err instanceof DigestMismatchError)) {
             throw err
           }
-
           lastError = err
-          if (contributors.length === 1) {
-            this.penalties.penalise(contributors[0] ?? '', `sent bytes for ${digest} that do not match it: ${err.message}`)
-          } else {
-            // Several peers contributed, so the bad one is unknown: try each
-            // remaining source alone from the start, and let a mismatch name it.
+          this.handleMismatch(digest, contributors, tried, queue, err)
+          if (contributors.length > 1) {
             resumable = false
-            log.error('bytes for %s from %s do not match it; refetching from single sources', digest, contributors.join(', '))
-            for (const name of contributors) {
-              tried.delete(name)
-            }
-            queue.unshift(...this.candidatePeers().filter(candidate => contributors.includes(candidate.toString())))
           }
           contributors = []
+          continue
         }
+
+        this.stats.fetchedBlobs++
+        log('fetched %s (%d bytes) from %s', digest, committed.offset, contributors.join(', '))
+        const info = await this.store.stat(digest)
+        if (info == null) {
+          throw new Error(`blob ${digest} vanished right after it was stored`)
+        }
+        return info
       }
     } finally {
       await writer?.abort()
     }
 
-    const reason = lastError == null ? 'no connected peer has it' : `last error: ${lastError.message}`
-    throw new NoSourceError(`could not fetch blob ${digest} from ${tried.size} peer(s): ${reason}`)
+    const reason = lastError == null ? 'no reachable peer has it' : `last error: ${lastError.message}`
+    throw new NoSourceError(`could not fetch blob ${digest} after asking ${tried.size} peer(s): ${reason}`)
   }
 
   /**
-   * Appends what `peer` sends from the writer's offset. Returns true when the
-   * blob is complete, false when the peer does not have it.
+   * Blames a blob that did not match its digest: a single contributor is
+   * penalised; with several, each is retried alone from the start so that a
+   * further mismatch names the bad one.
    */
-  private async receiveFrom (peer: PeerId, digest: OciDigest, writer: BlobWriter, options: FetchOptions): Promise<boolean> {
+  private handleMismatch (digest: OciDigest, contributors: string[], tried: Set<string>, queue: PeerId[], err: Error): void {
+    if (contributors.length === 1) {
+      this.penalties.penalise(contributors[0] ?? '', `sent bytes for ${digest} that do not match it: ${err.message}`)
+      return
+    }
+
+    log.error('bytes for %s from %s do not match it; refetching from single sources', digest, contributors.join(', '))
+    for (const name of contributors) {
+      tried.delete(name)
+    }
+    queue.unshift(...this.node.getPeers().filter(peer => contributors.includes(peer.toString())))
+  }
+
+  /**
+   * Appends what `peer` sends from the writer's offset. Returns "done" when
+   * the blob is complete, "missing" when the peer does not have it (or states
+   * a wrong size), and "busy" when it is at its upload budget.
+   */
+  private async receiveFrom (peer: PeerId, digest: OciDigest, writer: BlobWriter, options: FetchOptions): Promise<'done' | 'missing' | 'busy'> {
     const stall = new AbortController()
     const signal = AbortSignal.any([stall.signal, ...(options.signal != null ? [options.signal] : [])])
     let timer = setTimeout(() => { stall.abort(new StallError(`${peer.toString()} sent nothing for ${STALL_TIMEOUT_MS} ms`)) }, STALL_TIMEOUT_MS)
@@ -209,7 +240,10 @@ export class BlobFetcher {
     try {
       const reply = await requestBlob(this.node, peer, digest, writer.offset, { signal })
       if (reply.status === BlobResponse.Status.NOT_FOUND) {
-        return false
+        return 'missing'
+      }
+      if (reply.status === BlobResponse.Status.BUSY) {
+        return 'busy'
       }
       if (reply.status !== BlobResponse.Status.OK) {
         throw new Error(`peer answered ${BlobResponse.Status[reply.status] ?? reply.status}: ${reply.message}`)
@@ -218,7 +252,7 @@ export class BlobFetcher {
       if (options.sizeBytes != null && reply.sizeBytes !== options.sizeBytes) {
         this.penalties.penalise(peer.toString(), `stated size ${reply.sizeBytes} for ${digest}, whose descriptor says ${options.sizeBytes}`)
         reply.stream.abort(new Error('size mismatch'))
-        return false
+        return 'missing'
       }
 
       // The body is read from the stream itself, which no signal reaches:
@@ -246,7 +280,7 @@ export class BlobFetcher {
       if (writer.offset !== reply.sizeBytes) {
         throw new Error(`stream ended after ${writer.offset} of ${reply.sizeBytes} bytes`)
       }
-      return true
+      return 'done'
     } catch (err) {
       if (stall.signal.aborted) {
         throw stall.signal.reason

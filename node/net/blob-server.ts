@@ -10,6 +10,7 @@ import { isDigest, type OciDigest } from '../../protocol/digest.js'
 import { BlobRequest, BlobResponse } from '../../protocol/messages/blob.js'
 import { CorruptBlobError } from '../store/errors.js'
 import { MAX_INBOUND_BLOB_STREAMS, MAX_TRANSFER_TIME_MS, REQUEST_TIMEOUT_MS } from './constants.js'
+import { UploadBudget } from './upload-budget.js'
 import type { BlobStore } from '../store/blob-store.js'
 import type { KilomeshLibp2p } from './libp2p.js'
 import type { Connection, Stream } from '@libp2p/interface'
@@ -21,13 +22,19 @@ export interface BlobServerStats {
   requests: number
   servedBlobs: number
   sentBytes: number
+  /** Requests answered BUSY because of the upload budget. */
+  busyAnswers: number
 }
 
 export class BlobServer {
-  readonly stats: BlobServerStats = { requests: 0, servedBlobs: 0, sentBytes: 0 }
+  readonly stats: BlobServerStats = { requests: 0, servedBlobs: 0, sentBytes: 0, busyAnswers: 0 }
   private readonly shutdown = new AbortController()
 
-  constructor (private readonly node: KilomeshLibp2p, private readonly store: BlobStore) {}
+  constructor (
+    private readonly node: KilomeshLibp2p,
+    private readonly store: BlobStore,
+    private readonly budget: UploadBudget = new UploadBudget()
+  ) {}
 
   async start (): Promise<void> {
     await this.node.handle(BLOB_PROTOCOL, async (stream, connection) => {
@@ -48,7 +55,14 @@ export class BlobServer {
     try {
       const messages = pbStream(stream, { maxDataLength: MAX_MESSAGE_BYTES })
       const request = await messages.read(BlobRequest, { signal: AbortSignal.any([signal, AbortSignal.timeout(REQUEST_TIMEOUT_MS)]) })
-      const answer = await this.check(request)
+      let answer = await this.check(request)
+      if (answer.status === BlobResponse.Status.OK) {
+        const busy = this.budget.check(request.digest, peer.toString(), Number(request.offset))
+        if (busy != null) {
+          this.stats.busyAnswers++
+          answer = { status: BlobResponse.Status.BUSY, size: answer.size, message: busy }
+        }
+      }
 
       if (answer.status !== BlobResponse.Status.OK || request.headerOnly) {
         await messages.write(answer, BlobResponse, { signal })
@@ -68,17 +82,22 @@ export class BlobServer {
         return
       }
 
-      await messages.write(answer, BlobResponse, { signal })
-      const raw = messages.unwrap()
+      const endUpload = this.budget.begin(digest, peer.toString())
       let sentBytes = 0
-      for await (const chunk of body.stream) {
-        if (!raw.send(chunk)) {
-          await raw.onDrain({ signal })
+      try {
+        await messages.write(answer, BlobResponse, { signal })
+        const raw = messages.unwrap()
+        for await (const chunk of body.stream) {
+          if (!raw.send(chunk)) {
+            await raw.onDrain({ signal })
+          }
+          sentBytes += chunk.byteLength
         }
-        sentBytes += chunk.byteLength
+        await raw.close({ signal })
+      } finally {
+        endUpload()
       }
 
-      await raw.close({ signal })
       this.stats.servedBlobs++
       this.stats.sentBytes += sentBytes
       log.trace('sent %s from offset %d (%d bytes) to %p', digest, request.offset, sentBytes, peer)

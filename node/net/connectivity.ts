@@ -1,12 +1,15 @@
 /**
- * Keeps the agent connected to its bootstrap peers. libp2p 3 has no
- * auto-dialer and gives up redialing after about 30 seconds, so a long
- * partition would never heal on its own: this keeper redials every
- * disconnected bootstrap peer with capped exponential backoff, forever.
+ * Keeps the agent connected. libp2p 3 has no auto-dialer and gives up
+ * redialing after about 30 seconds, so a long partition would never heal on
+ * its own. This keeper redials every disconnected bootstrap peer with capped
+ * exponential backoff, forever; dials peers found by mDNS; and while the
+ * agent has fewer than `minConnections` connections it dials other peers it
+ * has known (from the peer store, which the DHT and identify fill), each with
+ * its own capped backoff.
  */
 import { logger } from '@libp2p/logger'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
-import { REDIAL_INITIAL_DELAY_MS, REDIAL_MAX_DELAY_MS } from './constants.js'
+import { DEFAULT_MIN_CONNECTIONS, KEEPER_INTERVAL_MS, REDIAL_INITIAL_DELAY_MS, REDIAL_MAX_DELAY_MS } from './constants.js'
 import type { KilomeshLibp2p } from './libp2p.js'
 import type { PeerId } from '@libp2p/interface'
 
@@ -22,7 +25,15 @@ interface KeptPeer {
 
 export class ConnectivityKeeper {
   private readonly kept = new Map<string, KeptPeer>()
+  /** Known, non-bootstrap peers: when each may be dialled next and its current backoff. */
+  private readonly known = new Map<string, { nextDialMs: number, delayMs: number }>()
   private readonly shutdown = new AbortController()
+  private timer?: ReturnType<typeof setInterval>
+  private readonly onDiscovery = (event: CustomEvent<{ id: PeerId }>): void => {
+    if (this.node.getConnections().length < this.minConnections * 2) {
+      void this.dialKnown(event.detail.id)
+    }
+  }
   private readonly onDisconnect = (event: CustomEvent<PeerId>): void => {
     const peer = this.kept.get(event.detail.toString())
     if (peer != null && !this.shutdown.signal.aborted) {
@@ -32,10 +43,13 @@ export class ConnectivityKeeper {
     }
   }
 
-  constructor (private readonly node: KilomeshLibp2p) {}
+  constructor (private readonly node: KilomeshLibp2p, private readonly minConnections = DEFAULT_MIN_CONNECTIONS) {}
 
   start (addresses: string[]): void {
     this.node.addEventListener('peer:disconnect', this.onDisconnect)
+    this.node.addEventListener('peer:discovery', this.onDiscovery)
+    this.timer = setInterval(() => { void this.topUp() }, KEEPER_INTERVAL_MS)
+    this.timer.unref?.()
     for (const address of addresses) {
       this.keep(address)
     }
@@ -56,7 +70,9 @@ export class ConnectivityKeeper {
 
   stop (): void {
     this.shutdown.abort()
+    clearInterval(this.timer)
     this.node.removeEventListener('peer:disconnect', this.onDisconnect)
+    this.node.removeEventListener('peer:discovery', this.onDiscovery)
     for (const peer of this.kept.values()) {
       clearTimeout(peer.timer)
     }
@@ -91,6 +107,47 @@ export class ConnectivityKeeper {
       peer.delayMs = Math.min(peer.delayMs * 2, REDIAL_MAX_DELAY_MS)
     } finally {
       peer.dialing = false
+    }
+  }
+
+  /** Dials known peers, oldest backoff first, while the agent has too few connections. */
+  private async topUp (): Promise<void> {
+    const connected = new Set(this.node.getPeers().map(peer => peer.toString()))
+    let missing = this.minConnections - connected.size
+    if (missing <= 0 || this.shutdown.signal.aborted) {
+      return
+    }
+
+    const now = Date.now()
+    for (const peer of await this.node.peerStore.all()) {
+      const name = peer.id.toString()
+      if (missing <= 0) {
+        break
+      }
+      if (connected.has(name) || this.kept.has(name) || peer.addresses.length === 0 || peer.id.equals(this.node.peerId)) {
+        continue
+      }
+      if ((this.known.get(name)?.nextDialMs ?? 0) > now) {
+        continue
+      }
+      missing--
+      void this.dialKnown(peer.id)
+    }
+  }
+
+  private async dialKnown (peer: PeerId): Promise<void> {
+    const name = peer.toString()
+    const state = this.known.get(name) ?? { nextDialMs: 0, delayMs: REDIAL_INITIAL_DELAY_MS }
+    this.known.set(name, state)
+    try {
+      await this.node.dial(peer, { signal: AbortSignal.any([this.shutdown.signal, AbortSignal.timeout(10_000)]) })
+      state.delayMs = REDIAL_INITIAL_DELAY_MS
+      state.nextDialMs = 0
+      log('connected to known peer %p', peer)
+    } catch (err: any) {
+      state.nextDialMs = Date.now() + state.delayMs
+      state.delayMs = Math.min(state.delayMs * 2, REDIAL_MAX_DELAY_MS)
+      log.trace('dial of known peer %p failed: %s', peer, err.message)
     }
   }
 }

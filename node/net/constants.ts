@@ -30,3 +30,37 @@ export const BLOB_CHUNK_BYTES = 64 * 1024
 /** First and largest delay between redials of a bootstrap peer. */
 export const REDIAL_INITIAL_DELAY_MS = 1_000
 export const REDIAL_MAX_DELAY_MS = 60_000
+
+/** Provide operations running at once. */
+export const PROVIDE_CONCURRENCY = 4
+
+/** Upper bound on one DHT provide. */
+export const PROVIDE_TIMEOUT_MS = 30_000
+
+/** Upper bound on one DHT provider lookup. */
+export const FIND_PROVIDERS_TIMEOUT_MS = 5_000
+
+/** Providers taken from one DHT lookup. */
+export const MAX_PROVIDERS_PER_LOOKUP = 20
+
+/** How long a provider that could not be dialled is skipped. */
+export const DEAD_PROVIDER_MS = 10 * 60_000
+
+/** Copies of one blob the server sends within UPLOAD_WINDOW_MS before it answers BUSY. */
+export const MAX_UPLOADS_PER_BLOB = 4
+
+/** Window for MAX_UPLOADS_PER_BLOB. */
+export const UPLOAD_WINDOW_MS = 30_000
+
+/** Blob uploads the server runs at once, across all peers. */
+export const MAX_CONCURRENT_UPLOADS = 8
+
+/** First and largest wait before asking busy sources again. */
+export const BUSY_RETRY_INITIAL_MS = 100
+export const BUSY_RETRY_MAX_MS = 2_000
+
+/** Connections the connectivity keeper tries to keep by dialling known peers. */
+export const DEFAULT_MIN_CONNECTIONS = 4
+
+/** How often the connectivity keeper checks the connection count. */
+export const KEEPER_INTERVAL_MS = 5_000

@@ -5,6 +5,8 @@
  */
 import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
 import { identify, type Identify } from '@libp2p/identify'
+import { kadDHT, passthroughMapper, type KadDHT } from '@libp2p/kad-dht'
+import { mdns } from '@libp2p/mdns'
 import { FaultTolerance } from '@libp2p/interface'
 import { noise } from '@libp2p/noise'
 import { ping, type Ping } from '@libp2p/ping'
@@ -19,8 +21,16 @@ export interface KilomeshServices {
   identify: Identify
   ping: Ping
   pubsub: GossipSub
+  /** Present unless the node was created with `dht: false`. */
+  dht?: KadDHT
   [name: string]: unknown
 }
+
+/** Protocol of kilomesh's private Kademlia DHT, kept apart from the public IPFS DHT. */
+export const DHT_PROTOCOL = '/kilomesh/kad/1.0.0'
+
+/** mDNS service name kilomesh agents announce themselves under on a LAN. */
+export const MDNS_SERVICE_TAG = '_kilomesh._udp.local'
 
 export type KilomeshLibp2p = Libp2p<KilomeshServices>
 
@@ -32,7 +42,11 @@ export interface NodeInit {
   transports?: Libp2pOptions['transports']
   connectionGater?: ConnectionGater
   connectionProtector?: Libp2pOptions['connectionProtector']
-  /** Extra libp2p services, such as the DHT or catalog sync. */
+  /** Run the Kademlia DHT in server mode. @default true */
+  dht?: boolean
+  /** Discover peers on the LAN with mDNS. @default false */
+  mdns?: boolean
+  /** Extra libp2p services, such as catalog sync. */
   services?: Record<string, (components: any) => unknown>
 }
 
@@ -71,8 +85,21 @@ export async function createKilomeshNode (init: NodeInit): Promise<KilomeshLibp2
         // which is every peer on loopback or in the simulator.
         scoreParams: { IPColocationFactorWeight: 0 }
       }),
+      ...(init.dht === false
+        ? {}
+        : {
+            dht: kadDHT({
+              protocol: DHT_PROTOCOL,
+              // Devices are dialable on their LAN, so every agent serves the DHT.
+              clientMode: false,
+              // The default mappers drop loopback, LAN and /memory addresses,
+              // which is where a device fleet, a test mesh and the simulator live.
+              peerInfoMapper: passthroughMapper
+            })
+          }),
       ...init.services
-    }
+    },
+    peerDiscovery: init.mdns === true ? [mdns({ serviceTag: MDNS_SERVICE_TAG })] : []
   })
 
   return node

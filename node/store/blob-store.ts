@@ -110,6 +110,8 @@ export class BlobStore {
 
   /** Blobs hashed by this process, keyed by digest, with the size and mtime they were checked at. */
   private readonly verified = new Map<OciDigest, { sizeBytes: number, mtimeMs: number }>()
+  private readonly storedListeners = new Set<(digest: OciDigest) => void>()
+  private readonly deletedListeners = new Set<(digest: OciDigest) => void>()
 
   constructor (readonly root: string) {
     this.blobFolder = join(root, 'blobs', 'sha256')
@@ -192,6 +194,29 @@ export class BlobStore {
     const info = await stat(path)
     this.verified.set(digest, { sizeBytes, mtimeMs: info.mtimeMs })
     log('stored blob %s (%d bytes)', digest, sizeBytes)
+    this.notify(this.storedListeners, digest)
+  }
+
+  /** Calls `listener` after each blob is stored; returns a function that unsubscribes. */
+  onStored (listener: (digest: OciDigest) => void): () => void {
+    this.storedListeners.add(listener)
+    return () => { this.storedListeners.delete(listener) }
+  }
+
+  /** Calls `listener` after each blob is deleted; returns a function that unsubscribes. */
+  onDeleted (listener: (digest: OciDigest) => void): () => void {
+    this.deletedListeners.add(listener)
+    return () => { this.deletedListeners.delete(listener) }
+  }
+
+  private notify (listeners: Set<(digest: OciDigest) => void>, digest: OciDigest): void {
+    for (const listener of listeners) {
+      try {
+        listener(digest)
+      } catch (err: any) {
+        log.error('blob listener failed for %s: %e', digest, err)
+      }
+    }
   }
 
   /**
@@ -273,6 +298,7 @@ export class BlobStore {
     if (existed) {
       await fsyncDirectory(this.blobFolder)
       log('deleted blob %s', digest)
+      this.notify(this.deletedListeners, digest)
     }
     return existed
   }

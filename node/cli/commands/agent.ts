@@ -18,18 +18,21 @@ Options:
                           /p2p/PEER_ID; repeatable; added to config.json's
   --registry HOST:PORT    address of the OCI registry API (default 127.0.0.1:5000),
                           or "off"
+  --no-mdns               do not discover peers on the LAN by multicast DNS (mDNS is
+                          on by default, and off when every listen address is loopback)
 ${COMMON_HELP}`,
   options: {
     listen: { type: 'string', multiple: true },
     bootstrap: { type: 'string', multiple: true },
-    registry: { type: 'string' }
+    registry: { type: 'string' },
+    'no-mdns': { type: 'boolean' }
   },
   positionals: [0, 0],
   async run (values) {
     // Loaded here so that the other commands never load libp2p.
     const { Agent } = await import('../../agent/agent.js')
     const dir = resolveDataDir(values.dir)
-    const agent = await Agent.start({ dir, listen: values.listen, bootstrap: values.bootstrap, registry: values.registry })
+    const agent = await Agent.start({ dir, listen: values.listen, bootstrap: values.bootstrap, registry: values.registry, mdns: values['no-mdns'] === true ? false : undefined })
 
     if (values.json === true) {
       console.log(JSON.stringify({ peerId: agent.peerId, multiaddrs: agent.multiaddrs(), registry: agent.registryAddress }))

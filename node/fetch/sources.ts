@@ -1,0 +1,129 @@
+/**
+ * Finds peers that hold a blob: first the connected peers, asked directly in
+ * one round trip, then providers found in the DHT. A provider that cannot be
+ * dialled is skipped until it connects again or its mark expires, so a peer
+ * that left costs one failed attempt, not one per stale record.
+ */
+import { logger } from '@libp2p/logger'
+import { digestToCid, type OciDigest } from '../../protocol/digest.js'
+import { BlobResponse } from '../../protocol/messages/blob.js'
+import { requestBlob } from '../net/blob-client.js'
+import { DEAD_PROVIDER_MS, FIND_PROVIDERS_TIMEOUT_MS, MAX_PROVIDERS_PER_LOOKUP, RESOLVE_TIMEOUT_MS } from '../net/constants.js'
+import type { KilomeshLibp2p } from '../net/libp2p.js'
+import type { PeerPenalties } from './penalties.js'
+import type { AbortOptions, PeerId } from '@libp2p/interface'
+
+const log = logger('kilomesh:sources')
+
+/** Holders that can serve now, and holders that answered BUSY. */
+export interface FoundSources {
+  ready: PeerId[]
+  busy: PeerId[]
+}
+
+export class SourceFinder {
+  /** Counters for status output and metrics. */
+  readonly stats = { providerLookups: 0, providersFound: 0, deadProviders: 0 }
+  private readonly deadUntilMs = new Map<string, number>()
+  private readonly onConnect = (event: CustomEvent<PeerId>): void => { this.deadUntilMs.delete(event.detail.toString()) }
+
+  constructor (private readonly node: KilomeshLibp2p, private readonly penalties: PeerPenalties) {
+    node.addEventListener('peer:connect', this.onConnect)
+  }
+
+  stop (): void {
+    this.node.removeEventListener('peer:connect', this.onConnect)
+  }
+
+  /** Returns true when a provider is marked unreachable. */
+  isDead (peer: string): boolean {
+    const until = this.deadUntilMs.get(peer)
+    if (until == null) {
+      return false
+    }
+    if (until <= Date.now()) {
+      this.deadUntilMs.delete(peer)
+      return false
+    }
+    return true
+  }
+
+  /** Marks a peer unreachable, after a failed dial or a broken connection. */
+  markDead (peer: string): void {
+    this.deadUntilMs.set(peer, Date.now() + DEAD_PROVIDER_MS)
+    this.stats.deadProviders++
+  }
+
+  /**
+   * Asks connected peers, then (when none can serve) DHT providers, whether
+   * they hold `digest`. Peers in `exclude` are not asked.
+   */
+  async find (digest: OciDigest, exclude: Set<string>, options: AbortOptions = {}): Promise<FoundSources> {
+    const found: FoundSources = { ready: [], busy: [] }
+    const usable = (peer: PeerId): boolean => {
+      const name = peer.toString()
+      return !exclude.has(name) && !this.penalties.isPenalised(name) && !peer.equals(this.node.peerId)
+    }
+
+    await this.ask(this.node.getPeers().filter(usable), digest, found, options)
+    if (found.ready.length > 0 || this.node.services.dht == null) {
+      return found
+    }
+
+    const connected = new Set(this.node.getPeers().map(peer => peer.toString()))
+    const providers = (await this.findProviders(digest, options))
+      .filter(peer => usable(peer) && !connected.has(peer.toString()) && !this.isDead(peer.toString()))
+    await this.ask(providers, digest, found, options)
+    return found
+  }
+
+  private async ask (peers: PeerId[], digest: OciDigest, found: FoundSources, options: AbortOptions): Promise<void> {
+    const signal = AbortSignal.any([AbortSignal.timeout(RESOLVE_TIMEOUT_MS), ...(options.signal != null ? [options.signal] : [])])
+    await Promise.all(peers.map(async peer => {
+      try {
+        const reply = await requestBlob(this.node, peer, digest, 0, { signal, headerOnly: true })
+        if (reply.status === BlobResponse.Status.OK) {
+          found.ready.push(peer)
+        } else if (reply.status === BlobResponse.Status.BUSY) {
+          found.busy.push(peer)
+        }
+      } catch (err: any) {
+        if (options.signal?.aborted !== true && !this.node.getPeers().some(connected => connected.equals(peer))) {
+          log('provider %p is unreachable, skipping it for %d ms: %s', peer, DEAD_PROVIDER_MS, err.message)
+          this.markDead(peer.toString())
+        } else {
+          log.trace('%p did not answer whether it holds %s: %e', peer, digest, err)
+        }
+      }
+    }))
+  }
+
+  private async findProviders (digest: OciDigest, options: AbortOptions): Promise<PeerId[]> {
+    const signal = AbortSignal.any([AbortSignal.timeout(FIND_PROVIDERS_TIMEOUT_MS), ...(options.signal != null ? [options.signal] : [])])
+    const providers: PeerId[] = []
+    this.stats.providerLookups++
+
+    try {
+      for await (const provider of this.node.contentRouting.findProviders(digestToCid(digest), { signal })) {
+        if (provider.multiaddrs.length > 0) {
+          await this.node.peerStore.merge(provider.id, { multiaddrs: provider.multiaddrs })
+        }
+        if (!providers.some(peer => peer.equals(provider.id))) {
+          providers.push(provider.id)
+        }
+        if (providers.length >= MAX_PROVIDERS_PER_LOOKUP) {
+          break
+        }
+      }
+    } catch (err: any) {
+      if (options.signal?.aborted === true) {
+        throw err
+      }
+      log.trace('provider lookup for %s ended: %e', digest, err)
+    }
+
+    this.stats.providersFound += providers.length
+    log.trace('found %d providers of %s', providers.length, digest)
+    return providers
+  }
+}

@@ -1,0 +1,81 @@
+/**
+ * How many copies of each blob this agent uploads. Once it has sent a blob
+ * to MAX_UPLOADS_PER_BLOB different peers within UPLOAD_WINDOW_MS, further
+ * peers get BUSY and fetch from the peers that already have a copy, so a
+ * publisher uploads a few copies however large the fleet. Resumed transfers
+ * and peers that already received a copy are always served.
+ */
+import { MAX_CONCURRENT_UPLOADS, MAX_UPLOADS_PER_BLOB, UPLOAD_WINDOW_MS } from './constants.js'
+
+/** Blobs tracked at most; the oldest entries are dropped beyond it. */
+const MAX_TRACKED_BLOBS = 4096
+
+export interface UploadBudgetInit {
+  maxUploadsPerBlob?: number
+  windowMs?: number
+  maxConcurrentUploads?: number
+}
+
+export class UploadBudget {
+  private readonly copies = new Map<string, Map<string, number>>()
+  private active = 0
+  private readonly maxUploadsPerBlob: number
+  private readonly windowMs: number
+  private readonly maxConcurrentUploads: number
+
+  constructor (init: UploadBudgetInit = {}) {
+    this.maxUploadsPerBlob = init.maxUploadsPerBlob ?? MAX_UPLOADS_PER_BLOB
+    this.windowMs = init.windowMs ?? UPLOAD_WINDOW_MS
+    this.maxConcurrentUploads = init.maxConcurrentUploads ?? MAX_CONCURRENT_UPLOADS
+  }
+
+  /** Returns the reason to answer BUSY, or undefined when the upload may go ahead. */
+  check (digest: string, peer: string, offset: number): string | undefined {
+    if (this.active >= this.maxConcurrentUploads) {
+      return `${this.active} uploads are running, the limit is ${this.maxConcurrentUploads}`
+    }
+    if (offset > 0) {
+      return undefined
+    }
+
+    const recent = this.recentCopies(digest)
+    if (recent.has(peer) || recent.size < this.maxUploadsPerBlob) {
+      return undefined
+    }
+    return `sent ${recent.size} copies of ${digest} in the last ${this.windowMs} ms; fetch it from a peer that has one`
+  }
+
+  /** Records the start of an upload; call the returned function when it ends. */
+  begin (digest: string, peer: string): () => void {
+    this.active++
+    const recent = this.recentCopies(digest)
+    recent.set(peer, Date.now())
+    this.copies.delete(digest)
+    this.copies.set(digest, recent)
+    if (this.copies.size > MAX_TRACKED_BLOBS) {
+      const oldest = this.copies.keys().next().value
+      if (oldest != null) {
+        this.copies.delete(oldest)
+      }
+    }
+
+    let ended = false
+    return () => {
+      if (!ended) {
+        ended = true
+        this.active--
+      }
+    }
+  }
+
+  private recentCopies (digest: string): Map<string, number> {
+    const recent = this.copies.get(digest) ?? new Map<string, number>()
+    const cutoff = Date.now() - this.windowMs
+    for (const [peer, atMs] of recent) {
+      if (atMs < cutoff) {
+        recent.delete(peer)
+      }
+    }
+    return recent
+  }
+}
