@@ -5,13 +5,14 @@
  * `stop` undoes it in reverse order.
  */
 import { mkdir } from 'node:fs/promises'
+import { resolve } from 'node:path'
 import { logger } from '@libp2p/logger'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { LevelDatastore } from 'datastore-level'
 import { Catalog } from '../catalog/catalog.js'
 import { TrustPolicy, type TrustConfig } from '../catalog/trust.js'
 import { loadConfig, parseBootstrapAddress, parseMultiaddrValue, parseRegistryAddress, type AgentConfig } from '../config/config.js'
-import { AgentAlreadyRunningError } from '../config/errors.js'
+import { AgentAlreadyRunningError, InvalidConfigError } from '../config/errors.js'
 import { loadIdentity } from '../config/identity.js'
 import { dataDirPaths, type DataDirPaths } from '../config/paths.js'
 import { BlobFetcher } from '../fetch/fetcher.js'
@@ -22,9 +23,12 @@ import { ConnectivityKeeper } from '../net/connectivity.js'
 import { BlobProviders } from '../net/providers.js'
 import { createKilomeshNode, type KilomeshLibp2p, type NodeInit } from '../net/libp2p.js'
 import { handleResolve } from '../net/resolve.js'
+import { loadSwarmKey, privateNetworkProtector } from '../net/swarm-key.js'
+import { catalogSync, type CatalogSync } from '../sync/catalog-sync.js'
 import { BlobStore } from '../store/blob-store.js'
 import { OciLayout } from '../store/layout.js'
 import { isProcessAlive, readAgentFile, removeAgentFile, writeAgentFile, type AgentFile } from './agent-file.js'
+import { PeerBlocklist } from './test-hooks.js'
 import type { PrivateKey } from '@libp2p/interface'
 import type { Datastore } from 'interface-datastore'
 
@@ -53,10 +57,22 @@ export interface AgentOptions {
   mdns?: boolean
   /** Run the Kademlia DHT. @default true */
   dht?: boolean
+  /** Connections the agent keeps by dialling known peers; replaces config.json's `minConnections` (default 4). */
+  minConnections?: number
   /** Transports, for the simulator's in-memory links; TCP when omitted. */
   transports?: NodeInit['transports']
   connectionGater?: NodeInit['connectionGater']
   connectionProtector?: NodeInit['connectionProtector']
+  /**
+   * Private network key file (`kilomesh keygen`); replaces config.json's
+   * `swarmKey`, a path relative to the data directory. With a key, the agent
+   * connects only to peers that hold the same key.
+   */
+  swarmKey?: string
+  /** Test only: shifts the catalog's clock by this many ms, to test devices with wrong clocks. */
+  clockOffsetMs?: number
+  /** Test only: enables the control routes that block and unblock peers (test-hooks.ts). */
+  testHooks?: boolean
   /** Write agent.json and serve the control socket; the simulator turns this off. */
   controlApi?: boolean
   /**
@@ -85,6 +101,30 @@ export interface AgentContext {
   providers: BlobProviders
   connectivity: ConnectivityKeeper
   startedAtMs: number
+  /** The catalog sync service, which reconciles catalogs with peers. */
+  sync: CatalogSync
+  /** Peers cut off by the test-only control routes; present only with `testHooks`. */
+  blocklist?: PeerBlocklist
+}
+
+/**
+ * Returns the connection protector: the caller's, with the private network
+ * key of `--swarm-key` or config.json's `swarmKey` applied first when one is set.
+ */
+async function connectionProtector (options: AgentOptions, config: AgentConfig): Promise<NodeInit['connectionProtector']> {
+  const configured = config.swarmKey
+  if (configured != null && typeof configured !== 'string') {
+    throw new InvalidConfigError(`"swarmKey" in ${dataDirPaths(options.dir).config} must be the path of a swarm key file, got ${JSON.stringify(configured)}`)
+  }
+
+  const path = options.swarmKey ?? configured
+  if (path == null || path === '') {
+    return options.connectionProtector
+  }
+
+  const swarmKey = await loadSwarmKey(resolve(options.dir, path))
+  log('private network: only peers with the swarm key %s can connect', path)
+  return privateNetworkProtector(swarmKey, options.connectionProtector)
 }
 
 export class Agent {
@@ -119,6 +159,8 @@ export class Agent {
     const listen = (options.listen ?? config.listen).map((address, i) => parseMultiaddrValue(address, `listen address ${i + 1}`))
     const bootstrap = [...config.bootstrap, ...(options.bootstrap ?? []).map((address, i) => parseBootstrapAddress(address, `bootstrap address ${i + 1}`))]
     const registry = parseRegistryAddress(options.registry ?? config.registry)
+    const protector = await connectionProtector(options, config)
+    const blocklist = options.testHooks === true ? new PeerBlocklist() : undefined
 
     if (options.controlApi !== false) {
       const running = await readAgentFile(paths.agentFile)
@@ -145,7 +187,8 @@ export class Agent {
     }
 
     const trust = new TrustPolicy({ localPeerId: peerId, config: config.trust as TrustConfig | undefined })
-    const catalog = new Catalog({ datastore }, { trust })
+    const clockOffsetMs = options.clockOffsetMs ?? 0
+    const catalog = new Catalog({ datastore }, { trust, now: clockOffsetMs === 0 ? undefined : () => Date.now() + clockOffsetMs })
     await catalog.start()
 
     const node = await createKilomeshNode({
@@ -153,8 +196,9 @@ export class Agent {
       listen,
       datastore,
       transports: options.transports,
-      connectionGater: options.connectionGater,
-      connectionProtector: options.connectionProtector,
+      connectionGater: blocklist?.gater(options.connectionGater) ?? options.connectionGater,
+      connectionProtector: protector,
+      services: { catalogSync: catalogSync({ catalog }) },
       dht: options.dht,
       mdns: (options.mdns ?? config.mdns !== false) && listen.some(isLanAddress)
     })
@@ -175,10 +219,11 @@ export class Agent {
     announcer.start()
     const providers = new BlobProviders(node, store)
     await providers.start()
-    const connectivity = new ConnectivityKeeper(node)
+    const connectivity = new ConnectivityKeeper(node, options.minConnections ?? config.minConnections)
     connectivity.start(bootstrap)
 
-    const context: AgentContext = { dir: options.dir, paths, config, privateKey, peerId, node, store, layout, catalog, fetcher, penalties, announcer, blobServer, providers, connectivity, startedAtMs }
+    const sync = node.services.catalogSync as CatalogSync
+    const context: AgentContext = { dir: options.dir, paths, config, privateKey, peerId, node, store, layout, catalog, fetcher, penalties, announcer, blobServer, providers, connectivity, startedAtMs, sync, blocklist }
     const agent = new Agent(context, options)
 
     agent.stoppers.push(closeDatastore)

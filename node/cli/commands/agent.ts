@@ -1,3 +1,4 @@
+import { resolve } from 'node:path'
 import { resolveDataDir } from '../../config/paths.js'
 import { COMMON_HELP, type Command } from '../command.js'
 
@@ -5,6 +6,7 @@ export const agentCommand: Command = {
   name: 'agent',
   summary: 'run the agent in the foreground',
   help: `Usage: kilomesh agent [--dir DIR] [--listen MULTIADDR]... [--bootstrap MULTIADDR]... [--registry HOST:PORT|off]
+                      [--swarm-key FILE]
 
 Runs this device's agent until SIGINT or SIGTERM. When it is ready it writes
 DIR/agent.json with its peer ID, bound addresses, control socket and registry
@@ -20,19 +22,29 @@ Options:
                           or "off"
   --no-mdns               do not discover peers on the LAN by multicast DNS (mDNS is
                           on by default, and off when every listen address is loopback)
+  --swarm-key FILE        private network key ("kilomesh keygen"): connect only to
+                          peers with the same key; replaces config.json's "swarmKey"
+                          (a path relative to DIR)
 ${COMMON_HELP}`,
   options: {
     listen: { type: 'string', multiple: true },
     bootstrap: { type: 'string', multiple: true },
     registry: { type: 'string' },
-    'no-mdns': { type: 'boolean' }
+    'no-mdns': { type: 'boolean' },
+    'swarm-key': { type: 'string' }
   },
   positionals: [0, 0],
   async run (values) {
     // Loaded here so that the other commands never load libp2p.
     const { Agent } = await import('../../agent/agent.js')
+    const { CLOCK_OFFSET_ENV, TEST_HOOKS_ENV, readTestHookEnv } = await import('../../agent/test-hooks.js')
     const dir = resolveDataDir(values.dir)
-    const agent = await Agent.start({ dir, listen: values.listen, bootstrap: values.bootstrap, registry: values.registry, mdns: values['no-mdns'] === true ? false : undefined })
+    const { testHooks, clockOffsetMs } = readTestHookEnv()
+    const swarmKey = typeof values['swarm-key'] === 'string' ? resolve(values['swarm-key']) : undefined
+    if (testHooks || clockOffsetMs != null) {
+      console.error(`warning: test hooks are on (${TEST_HOOKS_ENV} or ${CLOCK_OFFSET_ENV} is set); never use them on a production device`)
+    }
+    const agent = await Agent.start({ dir, listen: values.listen, bootstrap: values.bootstrap, registry: values.registry, mdns: values['no-mdns'] === true ? false : undefined, swarmKey, testHooks, clockOffsetMs })
 
     if (values.json === true) {
       console.log(JSON.stringify({ peerId: agent.peerId, multiaddrs: agent.multiaddrs(), registry: agent.registryAddress }))
