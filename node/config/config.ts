@@ -5,6 +5,7 @@
  */
 import { readFile } from 'node:fs/promises'
 import { multiaddr } from '@multiformats/multiaddr'
+import { DEFAULT_MIN_CONNECTIONS } from '../net/constants.js'
 import { writeFileAtomic } from '../store/atomic-file.js'
 import { InvalidConfigError, NotInitializedError } from './errors.js'
 
@@ -23,13 +24,15 @@ export interface AgentConfig {
   registry: string
   /** Discover peers on the LAN with mDNS. */
   mdns: boolean
+  /** Connections to keep by dialling peers the agent has known. */
+  minConnections: number
   /** Any other keys, kept as they are when the file is rewritten. */
   [key: string]: unknown
 }
 
 /** Returns a fresh configuration with the defaults. */
 export function defaultConfig (): AgentConfig {
-  return { listen: [...DEFAULT_LISTEN], bootstrap: [], registry: DEFAULT_REGISTRY, mdns: true }
+  return { listen: [...DEFAULT_LISTEN], bootstrap: [], registry: DEFAULT_REGISTRY, mdns: true, minConnections: DEFAULT_MIN_CONNECTIONS }
 }
 
 /** Checks a multiaddr from a flag or the config file; `what` names its origin in the error. */
@@ -89,6 +92,10 @@ export function validateConfig (value: unknown, path: string): AgentConfig {
   config.bootstrap.forEach((address, i) => parseBootstrapAddress(address, `"bootstrap[${i}]" in ${path}`))
 
   parseRegistryAddress(config.registry, `"registry" in ${path}`)
+
+  if (!Number.isSafeInteger(config.minConnections) || config.minConnections < 0) {
+    throw new InvalidConfigError(`"minConnections" in ${path} must be a whole number of 0 or more, got ${JSON.stringify(config.minConnections)}`)
+  }
 
   if (typeof config.mdns !== 'boolean') {
     throw new InvalidConfigError(`"mdns" in ${path} must be true or false, got ${JSON.stringify(config.mdns)}`)
