@@ -35,31 +35,31 @@ export function defaultConfig (): AgentConfig {
   return { listen: [...DEFAULT_LISTEN], bootstrap: [], registry: DEFAULT_REGISTRY, mdns: true, minConnections: DEFAULT_MIN_CONNECTIONS }
 }
 
-/** Checks a multiaddr from a flag or the config file; `what` names its origin in the error. */
-export function parseMultiaddrValue (value: unknown, what: string): string {
+/** Checks a multiaddr from a flag or the config file; `origin` names where it came from in errors. */
+export function parseMultiaddrValue (value: unknown, origin: string): string {
   if (typeof value !== 'string') {
-    throw new InvalidConfigError(`${what} must be a multiaddr string, got ${JSON.stringify(value)}`)
+    throw new InvalidConfigError(`${origin} must be a multiaddr string, got ${JSON.stringify(value)}`)
   }
 
   try {
     multiaddr(value)
   } catch (err: any) {
-    throw new InvalidConfigError(`${what} ${JSON.stringify(value)} is not a valid multiaddr (${err.message}); use a form such as /ip4/127.0.0.1/tcp/4001`)
+    throw new InvalidConfigError(`${origin} ${JSON.stringify(value)} is not a valid multiaddr (${err.message}); use a form such as /ip4/127.0.0.1/tcp/4001`)
   }
   return value
 }
 
 /** Checks a bootstrap multiaddr: it must name the peer with /p2p/PEER_ID so the dial can be authenticated. */
-export function parseBootstrapAddress (value: unknown, what: string): string {
-  const address = parseMultiaddrValue(value, what)
+export function parseBootstrapAddress (value: unknown, origin: string): string {
+  const address = parseMultiaddrValue(value, origin)
   if (multiaddr(address).getComponents().find(component => component.name === 'p2p') == null) {
-    throw new InvalidConfigError(`${what} ${JSON.stringify(address)} does not end in /p2p/PEER_ID; copy the full address from "kilomesh status" on that device`)
+    throw new InvalidConfigError(`${origin} ${JSON.stringify(address)} does not end in /p2p/PEER_ID; copy the full address from "kilomesh status" on that device`)
   }
   return address
 }
 
 /** Parses "HOST:PORT" or "off" for the registry; returns null for "off". */
-export function parseRegistryAddress (value: unknown, what = 'registry address'): { host: string, port: number } | null {
+export function parseRegistryAddress (value: unknown, origin = 'registry address'): { host: string, port: number } | null {
   if (value === 'off') {
     return null
   }
@@ -67,7 +67,7 @@ export function parseRegistryAddress (value: unknown, what = 'registry address')
   const match = typeof value === 'string' ? /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(value) : null
   const port = match == null ? NaN : Number(match[3])
   if (match == null || port > 65535) {
-    throw new InvalidConfigError(`${what} ${JSON.stringify(value)} is invalid; use HOST:PORT (for example 127.0.0.1:5000, [::1]:5000, or port 0 for any free port) or "off"`)
+    throw new InvalidConfigError(`${origin} ${JSON.stringify(value)} is invalid; use HOST:PORT (for example 127.0.0.1:5000, [::1]:5000, or port 0 for any free port) or "off"`)
   }
 
   return { host: match[1] ?? match[2] ?? '127.0.0.1', port }

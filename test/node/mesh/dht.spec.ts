@@ -35,8 +35,8 @@ describe('mesh discovery through the DHT', function () {
     const last = nodes[5] as Agent
 
     const published = await publishImage(first.context, 'demo/httpd:v1', `${fixture('micro-httpd')}:v1`)
-    // The last agent is four hops from any holder; wait for the tag to arrive
-    // by gossip, and for the first agent's provider records to land.
+    // The last agent is five hops from the publisher. The tag reaches it by
+    // gossip, and the blobs through the publisher's provider records.
     await waitUntil(() => last.context.catalog.get('demo/httpd', 'v1') != null, 'the tag to reach the last agent')
     await waitUntil(() => first.context.providers.pending === 0, 'the publisher to provide its blobs')
 
