@@ -2,8 +2,12 @@
 import { readFileSync } from 'node:fs'
 import { agentCommand } from './commands/agent.js'
 import { initCommand } from './commands/init.js'
+import { keygenCommand } from './commands/keygen.js'
 import { publishCommand } from './commands/publish.js'
 import { pullCommand } from './commands/pull.js'
+import { tagsCommand } from './commands/tags.js'
+import { trustCommand } from './commands/trust.js'
+import { untagCommand } from './commands/untag.js'
 import { connectCommand, imagesCommand, peersCommand, statusCommand } from './commands/views.js'
 import { UsageError, parseCommandArgs, type Command } from './command.js'
 
@@ -16,7 +20,11 @@ export const COMMANDS: Command[] = [
   imagesCommand,
   peersCommand,
   statusCommand,
-  connectCommand
+  connectCommand,
+  tagsCommand,
+  untagCommand,
+  trustCommand,
+  keygenCommand
 ]
 
 function version (): string {

@@ -1,7 +1,11 @@
 /** Every control API route. A module that adds commands adds its route list here. */
+import { catalogRoutes } from './catalog.js'
 import { coreRoutes } from './core.js'
+import { debugRoutes } from './debug.js'
 import type { ControlRoute } from '../route.js'
 
 export const CONTROL_ROUTES: ControlRoute[] = [
-  ...coreRoutes
+  ...coreRoutes,
+  ...catalogRoutes,
+  ...debugRoutes
 ]

@@ -1,0 +1,270 @@
+/**
+ * Control routes of the catalog commands: `tags`, `untag` and `trust`.
+ * Trust changes apply to the running catalog at once and are written to the
+ * `trust` section of config.json, so they survive a restart.
+ */
+import { logger } from '@libp2p/logger'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { formatHlc } from '../../../protocol/hlc.js'
+import { parseReference, parseRepository } from '../../../protocol/reference.js'
+import { deleteTag } from '../../agent/publish.js'
+import { InvalidTrustEntryError } from '../../catalog/errors.js'
+import { matchesPattern, type TrustEntry, type TrustMode, type TrustPolicy } from '../../catalog/trust.js'
+import { loadConfig, saveConfig } from '../../config/config.js'
+import { RequestError, optionalString, requireString, type ControlRoute } from '../route.js'
+import type { AgentContext } from '../../agent/agent.js'
+import type { CatalogStats } from '../../catalog/catalog.js'
+import type { CatalogSyncStats } from '../../sync/catalog-sync.js'
+import type { SignedTagRecord } from '../../../protocol/tag-record.js'
+
+const log = logger('kilomesh:control')
+
+/** One tag record as the control API returns it. */
+export interface RecordView {
+  /** Manifest digest; null in a tombstone. */
+  digest: string | null
+  mediaType: string
+  sizeBytes: number
+  deleted: boolean
+  publisher: string
+  /** The record's hybrid logical clock, formatted as ISO time plus counter. */
+  hlc: string
+  hlcWallMs: number
+  hlcCounter: number
+}
+
+/** A tag with its winning record, the versions that lost or were replaced, and records held back for being in the future. */
+export interface TagView {
+  repository: string
+  tag: string
+  current: RecordView
+  /** Newest first. */
+  history: RecordView[]
+  held: RecordView[]
+}
+
+export interface TrustView {
+  mode: TrustMode
+  entries: TrustEntry[]
+  /** First publisher of each repository that no entry covers, under mode "first-use". */
+  owners: Array<{ repository: string, peerId: string }>
+}
+
+export interface UntagResult {
+  repository: string
+  tag: string
+  hlc: string
+  /** Set when, by this agent's own trust policy, other agents would reject the deletion. */
+  warning?: string
+}
+
+export interface CatalogStatsView {
+  catalog: CatalogStats
+  sync: CatalogSyncStats
+  tags: number
+  heldRecords: number
+}
+
+function recordView ({ record }: SignedTagRecord): RecordView {
+  return {
+    digest: record.digest,
+    mediaType: record.mediaType,
+    sizeBytes: record.sizeBytes,
+    deleted: record.deleted,
+    publisher: record.publisher,
+    hlc: formatHlc(record.hlc),
+    hlcWallMs: record.hlc.wallMs,
+    hlcCounter: record.hlc.counter
+  }
+}
+
+/** Checks a peer ID from a request and returns its canonical string. */
+function parsePeerIdField (value: string): string {
+  try {
+    return peerIdFromString(value).toString()
+  } catch {
+    throw new RequestError(400, `invalid peer ID ${JSON.stringify(value.slice(0, 100))}: expected a libp2p peer ID such as 12D3KooW...; copy the one that "kilomesh status" prints on the publishing device`, 'InvalidTrustEntryError')
+  }
+}
+
+/**
+ * Returns a warning when this agent's policy would reject `publisher` for
+ * `repository`, ignoring its own exemption as the local peer. Other agents
+ * with the same policy then reject what this agent publishes there.
+ */
+function rejectedElsewhere (trust: TrustPolicy, publisher: string, repository: string): string | undefined {
+  if (trust.mode === 'any') {
+    return undefined
+  }
+
+  const covering = trust.entries().filter(entry => matchesPattern(entry.repository, repository))
+  if (covering.some(entry => entry.peerId === publisher)) {
+    return undefined
+  }
+
+  const owner = trust.ownerOf(repository)
+  if (trust.mode === 'first-use' && covering.length === 0 && (owner == null || owner === publisher)) {
+    return undefined
+  }
+
+  const reason = covering.length > 0
+    ? `trust entries restrict ${repository} to other publishers`
+    : trust.mode === 'explicit' ? 'the trust mode is "explicit" and no entry names this agent' : `${repository} belongs to its first publisher ${owner ?? 'unknown'}`
+  return `${reason}, so agents with the same policy reject this record unless they run "kilomesh trust add ${publisher} --repository ${repository}"`
+}
+
+function trustView (trust: TrustPolicy): TrustView {
+  return { mode: trust.mode, entries: trust.entries(), owners: trust.listOwners().sort((a, b) => a.repository.localeCompare(b.repository)) }
+}
+
+/** Serialises rewrites of config.json by this module, so that two trust changes cannot overwrite each other. */
+let configWrites: Promise<unknown> = Promise.resolve()
+
+/**
+ * Applies a change to the running trust policy and writes the policy's
+ * entries to config.json, keeping every other key. When the write fails,
+ * `undo` restores the running policy so memory and file agree.
+ */
+async function changeTrust<T> (configPath: string, trust: TrustPolicy, change: () => T, undo: (result: T) => void): Promise<T> {
+  const task = configWrites.then(async () => {
+    const config = await loadConfig(configPath)
+    const result = change()
+    try {
+      const section = config.trust != null && typeof config.trust === 'object' ? config.trust : {}
+      await saveConfig(configPath, { ...config, trust: { ...section, mode: trust.mode, entries: trust.entries() } })
+    } catch (err) {
+      undo(result)
+      throw err
+    }
+    return result
+  })
+  configWrites = task.catch(() => {})
+  return task
+}
+
+/**
+ * Starts a sync with every connected peer. Records rejected before a trust
+ * entry was added are not stored, so only a new sync brings them back.
+ */
+function resyncConnectedPeers (context: AgentContext): void {
+  for (const peer of context.node.getPeers()) {
+    context.sync.syncWith(peer).catch(err => { log('sync with %p after a trust change failed: %e', peer, err) })
+  }
+}
+
+export const catalogRoutes: ControlRoute[] = [
+  {
+    method: 'GET',
+    path: '/tags',
+    handle: async ({ agent, query }): Promise<TagView[]> => {
+      const repositoryText = query.get('repository')
+      const repository = repositoryText == null || repositoryText === '' ? undefined : parseRepository(repositoryText)
+      const { catalog } = agent.context
+      const held = catalog.heldRecords()
+
+      return catalog.list()
+        .filter(signed => repository == null || signed.record.repository === repository)
+        .map(signed => {
+          const { repository: name, tag } = signed.record
+          return {
+            repository: name,
+            tag,
+            current: recordView(signed),
+            history: catalog.history(name, tag).map(recordView),
+            held: held.filter(record => record.record.repository === name && record.record.tag === tag).map(recordView)
+          }
+        })
+    }
+  },
+  {
+    method: 'POST',
+    path: '/untag',
+    handle: async ({ agent, body }): Promise<UntagResult> => {
+      const parsed = parseReference(requireString(body, 'reference'), { allowDigest: false })
+      const repository = parsed.repository
+      const tag = parsed.tag ?? ''
+      const { catalog, peerId } = agent.context
+
+      if (!await deleteTag(agent.context, repository, tag)) {
+        const current = catalog.get(repository, tag)
+        const state = current == null ? 'is not known to this agent' : 'is already deleted'
+        throw new RequestError(404, `tag ${repository}:${tag} ${state}; "kilomesh tags ${repository}" lists the tags of the repository`, 'TagNotFoundError')
+      }
+
+      const tombstone = catalog.get(repository, tag)
+      const warning = rejectedElsewhere(catalog.trust, peerId, repository)
+      if (warning != null) {
+        log('deleted %s:%s, but %s', repository, tag, warning)
+      }
+
+      return { repository, tag, hlc: tombstone == null ? '' : formatHlc(tombstone.record.hlc), ...(warning != null ? { warning } : {}) }
+    }
+  },
+  {
+    method: 'GET',
+    path: '/trust',
+    handle: async ({ agent }): Promise<TrustView> => trustView(agent.context.catalog.trust)
+  },
+  {
+    method: 'POST',
+    path: '/trust/add',
+    handle: async ({ agent, body }): Promise<TrustView & { added: TrustEntry }> => {
+      const peerId = parsePeerIdField(requireString(body, 'peerId'))
+      const pattern = optionalString(body, 'repository') ?? '*'
+      const { trust } = agent.context.catalog
+
+      let existed = false
+      try {
+        const added = await changeTrust(agent.context.paths.config, trust, () => {
+          existed = trust.entries().some(entry => entry.peerId === peerId && entry.repository === pattern)
+          return trust.add(peerId, pattern)
+        }, entry => {
+          if (!existed) {
+            trust.remove(entry.peerId, entry.repository)
+          }
+        })
+
+        log('trusted publisher %s for repositories %s', added.peerId, added.repository)
+        resyncConnectedPeers(agent.context)
+        return { ...trustView(trust), added }
+      } catch (err: any) {
+        if (err instanceof InvalidTrustEntryError) {
+          throw new RequestError(400, err.message, err.name)
+        }
+        throw err
+      }
+    }
+  },
+  {
+    method: 'POST',
+    path: '/trust/rm',
+    handle: async ({ agent, body }): Promise<TrustView & { removed: TrustEntry[] }> => {
+      const peerId = parsePeerIdField(requireString(body, 'peerId'))
+      const pattern = optionalString(body, 'repository')
+      const { trust } = agent.context.catalog
+
+      const matching = trust.entries().filter(entry => entry.peerId === peerId && (pattern == null || entry.repository === pattern))
+      if (matching.length === 0) {
+        const which = pattern == null ? '' : ` for repositories ${JSON.stringify(pattern)}`
+        throw new RequestError(404, `no trust entry names ${peerId}${which}; "kilomesh trust ls" lists the entries`, 'NotFoundError')
+      }
+
+      await changeTrust(agent.context.paths.config, trust, () => trust.remove(peerId, pattern), () => {
+        for (const entry of matching) {
+          trust.add(entry.peerId, entry.repository)
+        }
+      })
+
+      log('removed %d trust entries of publisher %s', matching.length, peerId)
+      return { ...trustView(trust), removed: matching }
+    }
+  },
+  {
+    method: 'GET',
+    path: '/catalog/stats',
+    handle: async ({ agent }): Promise<CatalogStatsView> => {
+      const { catalog, sync } = agent.context
+      return { catalog: catalog.stats(), sync: sync.stats(), tags: catalog.list().length, heldRecords: catalog.heldRecords().length }
+    }
+  }
+]
