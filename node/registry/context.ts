@@ -2,6 +2,7 @@
 import { logger } from '@libp2p/logger'
 import { RegistryError } from './errors.js'
 import type { RegistryBackend } from './backend.js'
+import type { Prefetcher } from './prefetch.js'
 import type { ReferrersIndex } from './referrers-index.js'
 import type { Resource, Route } from './route.js'
 import type { UploadSessions } from './upload-sessions.js'
@@ -22,6 +23,7 @@ export interface RegistryContext {
   backend: RegistryBackend
   uploads: UploadSessions
   referrers: ReferrersIndex
+  prefetcher: Prefetcher
   limits: RegistryLimits
 }
 
@@ -50,13 +52,19 @@ export function withTimeout (signal: AbortSignal, timeoutMs: number): AbortSigna
 }
 
 /**
- * Makes a blob local: returns true at once when the store has it, else asks
- * the mesh within the fetch timeout. A fetch that fails or times out counts
+ * Makes a blob local: returns true at once when the store has it, waits for
+ * a background fetch in flight, else asks the mesh within the fetch timeout. A fetch that fails or times out counts
  * as no source; a cancelled request throws UNAVAILABLE.
  */
 export async function ensureLocal (request: RegistryRequest, digest: OciDigest, sizeBytes?: number): Promise<boolean> {
-  const { backend, limits } = request.context
+  const { backend, limits, prefetcher } = request.context
   if (await backend.store.has(digest)) {
+    return true
+  }
+
+  // A background fetch that found nothing may have run before a peer
+  // connected, so a miss there still gets a fetch of its own.
+  if (await prefetcher.pending(digest) === true) {
     return true
   }
 

@@ -8,7 +8,7 @@
 import { logger } from '@libp2p/logger'
 import { MAX_MANIFEST_BYTES } from '../../protocol/constants.js'
 import type { OciDigest } from '../../protocol/digest.js'
-import { parseManifest, type ParsedManifest } from '../image/manifest.js'
+import { childDescriptors, parseManifest, type ParsedManifest } from '../image/manifest.js'
 import { localPlatform, selectManifests } from '../image/platform.js'
 import { ensureLocal, withTimeout, type MethodHandlers, type RegistryRequest } from './context.js'
 import { RegistryError } from './errors.js'
@@ -120,6 +120,9 @@ async function serveManifest (request: RegistryRequest, repository: string, refe
       throw new RegistryError('MANIFEST_UNKNOWN', `manifest ${shown} is a ${mediaType}, which the request does not accept (Accept: ${describeAccepted(accepted)}); add it to the Accept header`)
     }
   }
+
+  // The client asks for these next; fetching them now overlaps the mesh round trips.
+  request.context.prefetcher.start(childDescriptors(loaded.manifest))
 
   res.statusCode = 200
   res.setHeader('Content-Type', loaded.manifest.mediaType)

@@ -22,6 +22,7 @@ import { DEFAULT_FETCH_TIMEOUT_MS, DEFAULT_MAX_UPLOAD_BYTES, DEFAULT_MAX_UPLOADS
 import { RegistryError, sendError, toRegistryError } from './errors.js'
 import { hasUnreadBody } from './http.js'
 import { dispatch } from './dispatch.js'
+import { Prefetcher } from './prefetch.js'
 import { ReferrersIndex } from './referrers-index.js'
 import { parseRoute } from './route.js'
 import { UploadSessions } from './upload-sessions.js'
@@ -73,12 +74,18 @@ export class RegistryServer {
         maxUploads: init.maxUploads ?? DEFAULT_MAX_UPLOADS
       }),
       referrers: new ReferrersIndex(backend.store),
+      prefetcher: new Prefetcher(backend, init.fetchTimeoutMs ?? DEFAULT_FETCH_TIMEOUT_MS, () => this.shutdown?.signal),
       limits: {
         maxUploadBytes: init.maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES,
         resolveTimeoutMs: init.resolveTimeoutMs ?? DEFAULT_RESOLVE_TIMEOUT_MS,
         fetchTimeoutMs: init.fetchTimeoutMs ?? DEFAULT_FETCH_TIMEOUT_MS
       }
     }
+  }
+
+  /** Background fetches in flight, for tests and status. */
+  get prefetches (): number {
+    return this.context.prefetcher.size
   }
 
   /** Uploads in progress, for tests and status. */

@@ -20,6 +20,19 @@ const HTTPD_V1_LAYER = { digest: 'sha256:6605c25f659b195ee6cf445c35a56180b3a2f26
 const BUSYBOX_INDEX = 'sha256:603d8711a8f573ba3cc239fe2cf9e88fa11bd1b7e233be98db07d2f2a3c4782b'
 const BUSYBOX_AMD64 = 'sha256:15cdd45bae16e02d67b6126196337f6ac2e3fd5cb5ae43c9b5f53c2816a93d79'
 const BUSYBOX_ARM64 = 'sha256:89f5a47f98b36d5b49826fe6a45522394f15f45fd43bfc6e6d12a248f372c756'
+const BUSYBOX_ARM64_CONFIG = 'sha256:572fb59db4ccc3d2ef64d9c7b20f16dc18d0da3723724db210679ac8bb17e683'
+const BUSYBOX_ARM64_LAYER = 'sha256:98e757988850b9b6be1d0f96036929f76caf28d5c783cbae6238f720bc23aff2'
+
+async function waitFor (check: () => Promise<boolean> | boolean, timeoutMs = 5_000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    if (await check()) {
+      return true
+    }
+    await new Promise(resolve => setTimeout(resolve, 10))
+  }
+  return check()
+}
 
 function ociManifest (extra: Record<string, unknown> = {}): Buffer {
   return Buffer.from(JSON.stringify({
@@ -124,8 +137,42 @@ describe('registry manifests', () => {
 
       assert.equal(response.status, 200)
       assert.equal(response.headers['docker-content-digest'], BUSYBOX_ARM64)
-      assert.deepEqual(registry.backend.fetched, [BUSYBOX_ARM64])
+      assert.equal(registry.backend.fetched[0], BUSYBOX_ARM64)
       assert.equal(await registry.backend.store.has(BUSYBOX_ARM64), true)
+    })
+
+    it('manifest pull prefetches its blobs once', async () => {
+      const meshStore = registry.backend.meshStore
+      assert.ok(meshStore != null)
+      for (const [tag, descriptor] of await loadFixture(meshStore, 'busybox')) {
+        registry.backend.setTag('demo/busybox', tag, descriptor, 'mesh')
+      }
+      registry.backend.meshDelayMs = 200
+
+      const manifest = await send(registry.port, 'GET', '/v2/demo/busybox/manifests/1.35-arm64')
+      const prefetchesAfterManifest = registry.server.prefetches
+      const layer = await send(registry.port, 'GET', `/v2/demo/busybox/blobs/${BUSYBOX_ARM64_LAYER}`)
+      const config = await send(registry.port, 'GET', `/v2/demo/busybox/blobs/${BUSYBOX_ARM64_CONFIG}`)
+
+      assert.equal(manifest.status, 200)
+      assert.equal(prefetchesAfterManifest, 2, 'config and layer fetches start with the manifest answer')
+      assert.equal(layer.status, 200)
+      assert.equal(config.status, 200)
+      assert.deepEqual([...registry.backend.fetched].sort(), [BUSYBOX_ARM64, BUSYBOX_ARM64_CONFIG, BUSYBOX_ARM64_LAYER].sort(), 'each blob is fetched once')
+    })
+
+    it('index pull prefetches child manifests only', async () => {
+      const meshStore = registry.backend.meshStore
+      assert.ok(meshStore != null)
+      for (const [tag, descriptor] of await loadFixture(meshStore, 'busybox')) {
+        registry.backend.setTag('demo/busybox', tag, descriptor, 'mesh')
+      }
+
+      await send(registry.port, 'GET', '/v2/demo/busybox/manifests/1.35', { headers: { Accept: SKOPEO_ACCEPT } })
+      const settled = await waitFor(async () => registry.backend.fetched.length >= 3 && registry.server.prefetches === 0)
+
+      assert.equal(settled, true)
+      assert.deepEqual([...registry.backend.fetched].sort(), [BUSYBOX_INDEX, BUSYBOX_AMD64, BUSYBOX_ARM64].sort())
     })
 
     it('slow peers give MANIFEST_UNKNOWN within the resolve timeout', async () => {

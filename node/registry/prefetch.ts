@@ -1,0 +1,72 @@
+/**
+ * Background fetches of the blobs a client will ask for next. A client that
+ * reads a manifest requests its config and layers (or, for an index, its
+ * child manifests) right after, one request at a time. Starting those
+ * fetches through the mesh as soon as the manifest is served overlaps their
+ * round trips with the client's own work, so a cold pull through the mesh
+ * does not pay one fetch after the other. A later request for a blob in
+ * flight waits for that fetch instead of starting its own.
+ */
+import { logger } from '@libp2p/logger'
+import type { RegistryBackend } from './backend.js'
+import type { OciDigest } from '../../protocol/digest.js'
+import type { Descriptor } from '../image/manifest.js'
+
+const log = logger('kilomesh:registry:prefetch')
+
+/** Most background fetches in flight at once; beyond it, blobs are fetched when the client asks. */
+export const MAX_PREFETCHES = 32
+
+export class Prefetcher {
+  private readonly inFlight = new Map<OciDigest, Promise<boolean>>()
+
+  constructor (
+    private readonly backend: RegistryBackend,
+    private readonly fetchTimeoutMs: number,
+    private readonly shutdown: () => AbortSignal | undefined
+  ) {}
+
+  /** Number of background fetches in flight. */
+  get size (): number {
+    return this.inFlight.size
+  }
+
+  /** Returns the background fetch of a blob, when one is in flight. */
+  pending (digest: OciDigest): Promise<boolean> | undefined {
+    return this.inFlight.get(digest)
+  }
+
+  /** Starts fetching the blobs that are neither local nor already in flight. */
+  start (descriptors: Descriptor[]): void {
+    for (const descriptor of descriptors) {
+      if (this.inFlight.size >= MAX_PREFETCHES) {
+        log.trace('%d prefetches in flight, leaving %s for the client to request', this.inFlight.size, descriptor.digest)
+        return
+      }
+      if (this.inFlight.has(descriptor.digest)) {
+        continue
+      }
+
+      const fetch = this.fetch(descriptor).finally(() => this.inFlight.delete(descriptor.digest))
+      this.inFlight.set(descriptor.digest, fetch)
+    }
+  }
+
+  private async fetch (descriptor: Descriptor): Promise<boolean> {
+    try {
+      if (await this.backend.store.has(descriptor.digest)) {
+        return true
+      }
+
+      const shutdown = this.shutdown()
+      const timeout = AbortSignal.timeout(this.fetchTimeoutMs)
+      const signal = shutdown == null ? timeout : AbortSignal.any([shutdown, timeout])
+      const fetched = await this.backend.fetchBlob(descriptor.digest, { signal, sizeBytes: descriptor.size })
+      log.trace('prefetch of %s %s', descriptor.digest, fetched ? 'succeeded' : 'found no source')
+      return fetched
+    } catch (err) {
+      log('prefetch of %s failed - %e', descriptor.digest, err)
+      return false
+    }
+  }
+}
