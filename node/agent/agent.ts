@@ -28,6 +28,7 @@ import { catalogSync, type CatalogSync } from '../sync/catalog-sync.js'
 import { BlobStore } from '../store/blob-store.js'
 import { OciLayout } from '../store/layout.js'
 import { isProcessAlive, readAgentFile, removeAgentFile, writeAgentFile, type AgentFile } from './agent-file.js'
+import { SubscriptionManager } from './subscriptions.js'
 import { PeerBlocklist } from './test-hooks.js'
 import type { PrivateKey } from '@libp2p/interface'
 import type { Datastore } from 'interface-datastore'
@@ -69,6 +70,8 @@ export interface AgentOptions {
    * connects only to peers that hold the same key.
    */
   swarmKey?: string
+  /** Storage quota in bytes for garbage collection; replaces config.json's `maxStorageBytes` (default: no quota). */
+  maxStorageBytes?: number
   /** Test only: shifts the catalog's clock by this many ms, to test devices with wrong clocks. */
   clockOffsetMs?: number
   /** Test only: enables the control routes that block and unblock peers (test-hooks.ts). */
@@ -100,6 +103,8 @@ export interface AgentContext {
   blobServer: BlobServer
   providers: BlobProviders
   connectivity: ConnectivityKeeper
+  /** Subscribed tags, their automatic pulls, pins, local rollbacks and garbage collection. */
+  subscriptions: SubscriptionManager
   startedAtMs: number
   /** The catalog sync service, which reconciles catalogs with peers. */
   sync: CatalogSync
@@ -189,6 +194,7 @@ export class Agent {
     const trust = new TrustPolicy({ localPeerId: peerId, config: config.trust as TrustConfig | undefined })
     const clockOffsetMs = options.clockOffsetMs ?? 0
     const catalog = new Catalog({ datastore }, { trust, now: clockOffsetMs === 0 ? undefined : () => Date.now() + clockOffsetMs })
+    const subscriptions = new SubscriptionManager({ paths, config, store, layout, catalog }, { maxStorageBytes: options.maxStorageBytes })
     await catalog.start()
 
     const node = await createKilomeshNode({
@@ -223,7 +229,7 @@ export class Agent {
     connectivity.start(bootstrap)
 
     const sync = node.services.catalogSync as CatalogSync
-    const context: AgentContext = { dir: options.dir, paths, config, privateKey, peerId, node, store, layout, catalog, fetcher, penalties, announcer, blobServer, providers, connectivity, startedAtMs, sync, blocklist }
+    const context: AgentContext = { dir: options.dir, paths, config, privateKey, peerId, node, store, layout, catalog, fetcher, penalties, announcer, blobServer, providers, connectivity, subscriptions, startedAtMs, sync, blocklist }
     const agent = new Agent(context, options)
 
     agent.stoppers.push(closeDatastore)
@@ -234,8 +240,10 @@ export class Agent {
     agent.stoppers.push(async () => { connectivity.stop() })
     agent.stoppers.push(async () => { providers.stop() })
     agent.stoppers.push(async () => { fetcher.sources.stop() })
+    agent.stoppers.push(async () => { await subscriptions.stop() })
 
     try {
+      await subscriptions.start(context)
       await agent.startInterfaces(registry)
     } catch (err) {
       await agent.stop()

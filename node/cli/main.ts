@@ -1,10 +1,13 @@
 /** Dispatches `kilomesh COMMAND ...` to its command and turns errors into messages and exit codes. */
 import { readFileSync } from 'node:fs'
 import { agentCommand } from './commands/agent.js'
+import { gcCommand } from './commands/gc.js'
 import { initCommand } from './commands/init.js'
 import { keygenCommand } from './commands/keygen.js'
 import { publishCommand } from './commands/publish.js'
 import { pullCommand } from './commands/pull.js'
+import { rollbackCommand } from './commands/rollback.js'
+import { subscribeCommand, subscriptionsCommand, unsubscribeCommand } from './commands/subscribe.js'
 import { tagsCommand } from './commands/tags.js'
 import { trustCommand } from './commands/trust.js'
 import { untagCommand } from './commands/untag.js'
@@ -17,6 +20,11 @@ export const COMMANDS: Command[] = [
   agentCommand,
   publishCommand,
   pullCommand,
+  subscribeCommand,
+  unsubscribeCommand,
+  subscriptionsCommand,
+  rollbackCommand,
+  gcCommand,
   imagesCommand,
   peersCommand,
   statusCommand,

@@ -1,12 +1,13 @@
 import { resolve } from 'node:path'
 import { resolveDataDir } from '../../config/paths.js'
-import { COMMON_HELP, type Command } from '../command.js'
+import { parseStorageSize } from '../../agent/subscription-config.js'
+import { COMMON_HELP, UsageError, type Command } from '../command.js'
 
 export const agentCommand: Command = {
   name: 'agent',
   summary: 'run the agent in the foreground',
   help: `Usage: kilomesh agent [--dir DIR] [--listen MULTIADDR]... [--bootstrap MULTIADDR]... [--registry HOST:PORT|off]
-                      [--swarm-key FILE]
+                      [--swarm-key FILE] [--max-storage SIZE]
 
 Runs this device's agent until SIGINT or SIGTERM. When it is ready it writes
 DIR/agent.json with its peer ID, bound addresses, control socket and registry
@@ -25,16 +26,30 @@ Options:
   --swarm-key FILE        private network key ("kilomesh keygen"): connect only to
                           peers with the same key; replaces config.json's "swarmKey"
                           (a path relative to DIR)
+  --max-storage SIZE      storage quota, such as 500MB, 2GiB or 1048576 (bytes): above
+                          it, blobs of no pinned version are evicted least recently
+                          used first; replaces config.json's "maxStorageBytes"
+                          (default: no quota)
 ${COMMON_HELP}`,
   options: {
     listen: { type: 'string', multiple: true },
     bootstrap: { type: 'string', multiple: true },
     registry: { type: 'string' },
     'no-mdns': { type: 'boolean' },
-    'swarm-key': { type: 'string' }
+    'swarm-key': { type: 'string' },
+    'max-storage': { type: 'string' }
   },
   positionals: [0, 0],
   async run (values) {
+    let maxStorageBytes: number | undefined
+    if (values['max-storage'] != null) {
+      try {
+        maxStorageBytes = parseStorageSize(values['max-storage'], '--max-storage')
+      } catch (err: any) {
+        throw new UsageError(err.message)
+      }
+    }
+
     // Loaded here so that the other commands never load libp2p.
     const { Agent } = await import('../../agent/agent.js')
     const { CLOCK_OFFSET_ENV, TEST_HOOKS_ENV, readTestHookEnv } = await import('../../agent/test-hooks.js')
@@ -44,7 +59,7 @@ ${COMMON_HELP}`,
     if (testHooks || clockOffsetMs != null) {
       console.error(`warning: test hooks are on (${TEST_HOOKS_ENV} or ${CLOCK_OFFSET_ENV} is set); never use them on a production device`)
     }
-    const agent = await Agent.start({ dir, listen: values.listen, bootstrap: values.bootstrap, registry: values.registry, mdns: values['no-mdns'] === true ? false : undefined, swarmKey, testHooks, clockOffsetMs })
+    const agent = await Agent.start({ dir, listen: values.listen, bootstrap: values.bootstrap, registry: values.registry, mdns: values['no-mdns'] === true ? false : undefined, swarmKey, maxStorageBytes, testHooks, clockOffsetMs })
 
     if (values.json === true) {
       console.log(JSON.stringify({ peerId: agent.peerId, multiaddrs: agent.multiaddrs(), registry: agent.registryAddress }))

@@ -1,0 +1,42 @@
+/** Control routes of subscriptions, garbage collection and rollback. */
+import { releaseHold, rollbackTag } from '../../agent/rollback.js'
+import { parseStorageSize } from '../../agent/subscription-config.js'
+import { optionalBoolean, requireString, type ControlRoute } from '../route.js'
+
+export const subscriptionRoutes: ControlRoute[] = [
+  {
+    method: 'GET',
+    path: '/subscriptions',
+    handle: async ({ agent }) => agent.context.subscriptions.view()
+  },
+  {
+    method: 'POST',
+    path: '/subscribe',
+    handle: async ({ agent, body }) => agent.context.subscriptions.subscribe(requireString(body, 'reference'))
+  },
+  {
+    method: 'POST',
+    path: '/unsubscribe',
+    handle: async ({ agent, body }) => agent.context.subscriptions.unsubscribe(requireString(body, 'reference'))
+  },
+  {
+    method: 'POST',
+    path: '/gc',
+    handle: async ({ agent, body }) => {
+      // The CLI sends the size as typed, so that the agent reports bad units in one place.
+      const maxStorageBytes = body.maxStorage == null ? undefined : parseStorageSize(body.maxStorage, '--max-storage')
+      return agent.context.subscriptions.gc.collect({ maxStorageBytes, dryRun: optionalBoolean(body, 'dryRun') })
+    }
+  },
+  {
+    method: 'POST',
+    path: '/rollback',
+    handle: async ({ agent, body }) => {
+      const reference = requireString(body, 'reference')
+      if (optionalBoolean(body, 'release') === true) {
+        return releaseHold(agent.context, reference)
+      }
+      return rollbackTag(agent.context, reference, { local: optionalBoolean(body, 'local') })
+    }
+  }
+]
