@@ -1,7 +1,7 @@
 /**
- * What the registry API needs from the agent: the content store, the tag
- * catalog and the mesh. The agent implements it with its store, catalog and
- * fetcher; tests implement it on a bare BlobStore.
+ * The registry API's view of the agent: the content store, the tag catalog
+ * and the mesh. The agent implements it with its store, catalog and
+ * fetcher, and tests implement it on a bare BlobStore.
  */
 import type { OciDigest } from '../../protocol/digest.js'
 import type { Descriptor } from '../image/manifest.js'

@@ -12,7 +12,7 @@ import { parseRange } from './range.js'
 
 const log = logger('kilomesh:registry:blobs')
 
-/** Content type of every blob answer; the media type lives in the manifest, not with the blob. */
+/** Content type of every blob response. The blob's media type is in the manifest that references it, not in the store. */
 const BLOB_CONTENT_TYPE = 'application/octet-stream'
 
 function blobUnknown (digest: OciDigest, looked: string): RegistryError {
@@ -74,7 +74,7 @@ export const blobHandlers: MethodHandlers<'blob'> = {
   },
 
   // Deleting from the shared content store would break every other
-  // repository and tag that uses the blob; unused blobs leave through the
+  // repository and tag that uses the blob. Unused blobs leave through the
   // store's quota and garbage collection instead.
   DELETE: async (_request, resource) => {
     throw new RegistryError('METHOD_NOT_ALLOWED', `blob ${resource.digest.slice(0, 80)} cannot be deleted through the registry: blobs are shared by every repository and removed by garbage collection once no pinned tag uses them; delete the tag or manifest instead`, { Allow: 'GET, HEAD' })

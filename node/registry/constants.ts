@@ -8,7 +8,7 @@ export const DEFAULT_UPLOAD_TTL_MS = 60 * 60 * 1000
 
 /**
  * Default time to resolve a tag that is not in the local catalog by asking
- * peers. It stays short because a containerd mirror waits for this answer
+ * peers. It stays short because a containerd mirror waits for this response
  * before it falls back to its next host.
  */
 export const DEFAULT_RESOLVE_TIMEOUT_MS = 5_000
@@ -16,14 +16,14 @@ export const DEFAULT_RESOLVE_TIMEOUT_MS = 5_000
 /** Default time to fetch a blob that is not local through the mesh, transfer included. */
 export const DEFAULT_FETCH_TIMEOUT_MS = 60_000
 
-/** Default cap on uploads in progress at once; each holds a partial file in the upload folder. */
+/** Default maximum of uploads in progress at once. Each one keeps a partial file in the upload folder. */
 export const DEFAULT_MAX_UPLOADS = 64
 
-/** Most entries one page of `tags/list` or `_catalog` returns, whatever `n` asks for. */
+/** Maximum entries in one page of `tags/list` or `_catalog`, whatever `n` requests. */
 export const MAX_PAGE_ENTRIES = 1000
 
 /** Value of the `Docker-Distribution-API-Version` header, which clients check on `/v2/`. */
 export const API_VERSION = 'registry/2.0'
 
-/** Longest request URL accepted, in characters; a repository name is at most 255 of them. */
+/** Maximum length of a request URL, in characters. A repository name is at most 255 of them. */
 export const MAX_URL_LENGTH = 2048

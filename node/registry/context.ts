@@ -1,4 +1,4 @@
-/** What every resource handler of the registry API receives. */
+/** Shared services and per-request state that every resource handler of the registry API receives. */
 import { logger } from '@libp2p/logger'
 import { RegistryError } from './errors.js'
 import type { RegistryBackend } from './backend.js'
@@ -40,7 +40,7 @@ export interface RegistryRequest {
 /** HTTP methods of the distribution API. */
 export type Method = 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE'
 
-/** A handler for one kind of resource: it answers or throws a RegistryError. */
+/** A handler for one kind of resource. It sends the response or throws a RegistryError. */
 export type ResourceHandler<K extends Resource['kind']> = (request: RegistryRequest, resource: Extract<Resource, { kind: K }>) => Promise<void>
 
 /** Handlers of one kind of resource by HTTP method; HEAD falls back to GET's handler when absent. */
@@ -52,9 +52,10 @@ export function withTimeout (signal: AbortSignal, timeoutMs: number): AbortSigna
 }
 
 /**
- * Makes a blob local: returns true at once when the store has it, waits for
- * a background fetch in flight, else asks the mesh within the fetch timeout. A fetch that fails or times out counts
- * as no source; a cancelled request throws UNAVAILABLE.
+ * Makes a blob local. Returns true at once when the store has it, waits for
+ * a background fetch in flight, else requests it from the mesh within the
+ * fetch timeout. A fetch that fails or times out counts as no source, and a
+ * cancelled request throws UNAVAILABLE.
  */
 export async function ensureLocal (request: RegistryRequest, digest: OciDigest, sizeBytes?: number): Promise<boolean> {
   const { backend, limits, prefetcher } = request.context

@@ -1,4 +1,4 @@
-/** Small helpers over node:http for reading bounded bodies and writing answers. */
+/** Small helpers over node:http for reading bounded request bodies and writing responses. */
 import { RegistryError, type RegistryErrorName } from './errors.js'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 

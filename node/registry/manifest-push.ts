@@ -9,7 +9,7 @@
  * is rejected with MANIFEST_BLOB_UNKNOWN or MANIFEST_INVALID before anything
  * is stored: a tag announced to the whole mesh must never point at an image
  * that no device can pull. The OCI distribution spec allows a registry to
- * reject such pushes. A `subject` need not be present, as the spec asks.
+ * reject such pushes. A `subject` need not be present, as the spec requires.
  */
 import { logger } from '@libp2p/logger'
 import { MAX_MANIFEST_BYTES } from '../../protocol/constants.js'

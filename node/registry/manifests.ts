@@ -29,8 +29,8 @@ interface LoadedManifest {
 
 /**
  * Resolves a tag through the agent within the resolve timeout. A timeout or
- * a failed lookup answers "unknown", because containerd only falls back to
- * its next mirror on a 404.
+ * a failed lookup returns undefined (an unknown tag), because containerd
+ * only falls back to its next mirror on a 404.
  */
 async function resolveTag (request: RegistryRequest, repository: string, tag: string): Promise<Descriptor | undefined> {
   const { backend, limits } = request.context
@@ -72,7 +72,7 @@ async function loadManifest (request: RegistryRequest, digest: OciDigest, hint?:
 
 /**
  * Picks the manifest of this agent's own platform from an index, for a
- * client that does not accept indexes; the reference registry does the same
+ * client that does not accept indexes. The reference registry does the same
  * for linux/amd64.
  */
 async function selectForPlatform (request: RegistryRequest, loaded: LoadedManifest, accepted: AcceptedTypes): Promise<LoadedManifest | undefined> {

@@ -38,7 +38,7 @@ export function paginate (entries: string[], query: URLSearchParams): Page {
   const start = last == null ? 0 : sorted.findIndex(entry => entry > last)
   const remaining = start === -1 ? [] : sorted.slice(start)
 
-  // Without n the whole list is one page, as the spec asks for tags/list.
+  // Without n the whole list is one page, as the spec requires for tags/list.
   if (size == null || remaining.length <= size) {
     return { entries: remaining }
   }

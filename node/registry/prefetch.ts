@@ -14,7 +14,7 @@ import type { Descriptor } from '../image/manifest.js'
 
 const log = logger('kilomesh:registry:prefetch')
 
-/** Most background fetches in flight at once; beyond it, blobs are fetched when the client asks. */
+/** Maximum background fetches in flight at once. Beyond it, blobs are fetched when the client requests them. */
 export const MAX_PREFETCHES = 32
 
 export class Prefetcher {

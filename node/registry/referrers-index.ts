@@ -1,7 +1,7 @@
 /**
- * Which stored manifests name which subject, for the referrers API. Blobs
+ * Index of stored manifests by their subject, for the referrers API. Blobs
  * are immutable, so each stored blob is examined once per process and the
- * answer cached: a listing only reads blobs it has not seen before. Pushed
+ * result cached. A listing only reads blobs it has not seen before. Pushed
  * manifests are recorded as they arrive; manifests that came through the
  * mesh are found by the next listing's scan of the store.
  */
@@ -55,9 +55,11 @@ export function describeReferrer (digest: OciDigest, bytes: Uint8Array): Referre
   }
 
   const descriptor: ReferrerDescriptor = { mediaType: manifest.mediaType, digest, size: bytes.byteLength }
-  const artifactType = typeof body.artifactType === 'string' ? body.artifactType : manifest.kind === 'image' ? manifest.config.mediaType : undefined
-  if (artifactType != null) {
-    descriptor.artifactType = artifactType
+  // The spec falls back to the config's media type when a manifest has no artifactType.
+  if (typeof body.artifactType === 'string') {
+    descriptor.artifactType = body.artifactType
+  } else if (manifest.kind === 'image') {
+    descriptor.artifactType = manifest.config.mediaType
   }
   if (isStringRecord(body.annotations)) {
     descriptor.annotations = body.annotations

@@ -2,8 +2,8 @@
  * `GET /v2/<name>/referrers/<digest>`: the manifests whose `subject` is the
  * given manifest, as an OCI image index, optionally filtered by
  * `artifactType`. The content store is shared by all repositories, so the
- * answer lists every stored referrer of that digest, whatever repository it
- * was pushed to.
+ * response lists every stored referrer of that digest, whatever repository
+ * it was pushed to.
  *
  * @see https://github.com/opencontainers/distribution-spec/blob/main/spec.md#listing-referrers
  */

@@ -1,7 +1,7 @@
 /**
  * Maps a request URL to a resource of the OCI distribution API. Repository
  * names are matched on the raw path, without percent-decoding, so an encoded
- * `/` or `..` can never turn into a path separator or a parent folder: the
+ * `/` or `..` never turns into a path separator or a parent folder. The
  * repository grammar has no `%`, so such a name is rejected as invalid.
  */
 import { isRepository, parseRepository } from '../../protocol/reference.js'

@@ -1,8 +1,8 @@
 /**
  * The OCI distribution API of a kilomesh agent, served with node:http (or
  * node:https with a certificate) over a {@link RegistryBackend}. Pulls of
- * tags and blobs that are not local go through the backend to the mesh;
- * pushes store blobs in the content store and publish tags to the mesh.
+ * tags and blobs that are not local go through the backend to the mesh.
+ * Pushes store blobs in the content store and publish tags to the mesh.
  *
  * @example
  * ```ts
@@ -156,10 +156,10 @@ export class RegistryServer {
   }
 
   /**
-   * Answers a request that node:http could not parse. Clients such as skopeo
-   * first try TLS on a plain-HTTP port; their ClientHello fails to parse at
-   * its first byte, so they get a 400 and a closed connection at once and
-   * fall back to plain HTTP.
+   * Rejects a request that node:http could not parse. Clients such as skopeo
+   * first try TLS on a plain-HTTP port, and their ClientHello fails to parse
+   * at its first byte. They get a 400 and a closed connection at once, so
+   * they fall back to plain HTTP.
    */
   private rejectMalformed (err: Error & { code?: string, rawPacket?: Buffer }, socket: Socket): void {
     const tls = err.rawPacket?.[0] === TLS_HANDSHAKE_BYTE

@@ -17,7 +17,7 @@ import type { AbortOptions } from '@libp2p/interface'
 
 const log = logger('kilomesh:registry:uploads')
 
-/** Longest time between two expiry sweeps. */
+/** Maximum time between two expiry sweeps. */
 const MAX_SWEEP_INTERVAL_MS = 60_000
 
 const UPLOAD_ID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/

@@ -105,7 +105,7 @@ export const uploadsHandlers: MethodHandlers<'uploads'> = {
 
       // One content store serves every repository, so any local blob can be
       // mounted. A blob that is not local gets a normal upload, as the spec
-      // asks, instead of a mesh lookup that would delay the push.
+      // requires, instead of a mesh lookup that would delay the push.
       if (await context.backend.store.has(digest)) {
         blobCreated(request, name, digest)
         return

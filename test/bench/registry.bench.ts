@@ -1,9 +1,9 @@
 /**
- * Benchmark of the registry API with the real skopeo: `skopeo copy` of
- * micro-httpd:v1 and of busybox:1.35 (both platforms) out of a kilomesh
- * agent that holds them, side by side with the same copies out of the
+ * Benchmark of the registry API with the real skopeo. It times `skopeo copy`
+ * of micro-httpd:v1 and of busybox:1.35 (both platforms) out of a kilomesh
+ * agent that holds them. The baseline is the same copies out of the
  * reference registry (`docker-registry` from Debian's packages) on loopback.
- * Then a cold pull through agent B, a fresh agent connected to agent A,
+ * A cold pull goes through agent B, a fresh agent connected to agent A,
  * which has to fetch every blob from A through the mesh.
  */
 import { execFile, spawn } from 'node:child_process'
@@ -26,7 +26,7 @@ const WARM_ROUNDS = 10
 const WARMUP_ROUNDS = 2
 /** Cold pulls per image, each through a freshly started agent B. */
 const COLD_ROUNDS = 5
-/** Time for the reference registry to answer /v2/ and for agent B to learn the tags. */
+/** Time for the reference registry to respond to /v2/ and for agent B to connect to agent A. */
 const READY_TIMEOUT_MS = 20_000
 /** Largest ratio of the warm agent's median to the reference registry's that meets the target. */
 const MAX_WARM_RATIO = 1
@@ -131,10 +131,10 @@ async function measureWarm (agent: string, reference: string, work: string): Pro
     for (const image of IMAGES) {
       const entry = samples.get(image.label)
       const order = round % 2 === 0 ? ['agent', 'reference'] as const : ['reference', 'agent'] as const
-      for (const which of order) {
-        const elapsedMs = await timePull(which === 'agent' ? agent : reference, image, work)
+      for (const target of order) {
+        const elapsedMs = await timePull(target === 'agent' ? agent : reference, image, work)
         if (round >= WARMUP_ROUNDS) {
-          entry?.[which === 'agent' ? 'agentMs' : 'referenceMs'].push(elapsedMs)
+          entry?.[target === 'agent' ? 'agentMs' : 'referenceMs'].push(elapsedMs)
         }
       }
     }
@@ -150,7 +150,7 @@ async function connectedPeers (agent: TestAgent): Promise<number> {
 
 /**
  * Times pulls through fresh agents connected to `holder`. The fresh agent
- * knows neither the tags nor the blobs, so each pull resolves the tag from
+ * holds neither the tags nor the blobs, so each pull resolves the tag from
  * its peer and fetches every blob through the mesh.
  */
 async function measureCold (holder: TestAgent, work: string): Promise<Map<string, number[]>> {

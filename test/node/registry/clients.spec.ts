@@ -1,8 +1,9 @@
 /**
  * The registry API of two connected agents, driven by the real OCI clients
- * from Debian's packages: images go in through agent A and come out through
- * agent B, which has to resolve the tags and fetch the blobs through the mesh.
- * containerd runs privately, with its socket and state in a temporary folder.
+ * from Debian's packages. Images go in through agent A and come out through
+ * agent B, which has to resolve the tags and fetch the blobs through the
+ * mesh. containerd runs privately, with its socket and state in a temporary
+ * folder.
  */
 import { strict as assert } from 'node:assert'
 import { execFile, spawn, type ChildProcess } from 'node:child_process'

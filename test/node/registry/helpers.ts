@@ -1,8 +1,8 @@
 /**
- * Test helpers for the registry API: a backend on a real BlobStore whose
- * "mesh" is a second BlobStore and a map of tags held by imaginary peers, a
- * server started on a free loopback port, and an HTTP client that can send
- * repeated headers and chunked bodies.
+ * Test helpers for the registry API. The backend runs on a real BlobStore,
+ * and its "mesh" is a second BlobStore plus a map of tags held by imaginary
+ * peers. The server starts on a free loopback port, and the HTTP client can
+ * send repeated headers and chunked bodies.
  */
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises'
 import { request as httpRequest, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http'

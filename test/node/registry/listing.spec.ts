@@ -11,7 +11,7 @@ const EMPTY_CONFIG = { mediaType: 'application/vnd.oci.empty.v1+json', digest: '
 
 interface TagList { name: string, tags: string[] }
 
-/** An OCI 1.1 artifact manifest that refers to `subject`. */
+/** Builds an OCI 1.1 artifact manifest that refers to `subject`. */
 function artifact (artifactType: string, subject: string, note: string): Buffer {
   return Buffer.from(JSON.stringify({
     schemaVersion: 2,
