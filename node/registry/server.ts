@@ -186,6 +186,13 @@ export class RegistryServer {
       const route = parseRoute(req.url ?? '/')
       await dispatch({ context: this.context, req, res, route, signal })
     } catch (err) {
+      if (controller.signal.aborted) {
+        // The client went away, so there is no one left to send an error to.
+        log('%s %s ended when the client closed the connection - %e', req.method, req.url, err)
+        res.destroy()
+        return
+      }
+
       const error = toRegistryError(err)
       if (error.kind.status >= 500 && !(err instanceof RegistryError)) {
         log.error('%s %s failed - %e', req.method, req.url, err)

@@ -78,6 +78,11 @@ export class UploadSessions {
     return this.sessions.size
   }
 
+  /** Number of uploads a request is writing to right now. */
+  get busyCount (): number {
+    return [...this.sessions.values()].filter(session => session.busy).length
+  }
+
   /** Starts an empty upload in a repository. */
   async create (repository: string): Promise<UploadSession> {
     if (this.sessions.size >= this.init.maxUploads) {

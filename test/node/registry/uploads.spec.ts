@@ -1,6 +1,7 @@
 /** Blob uploads: monolithic, chunked, resumed, mounted, cancelled and expired. */
 import { strict as assert } from 'node:assert'
 import { readdir, writeFile } from 'node:fs/promises'
+import { connect as netConnect } from 'node:net'
 import { join } from 'node:path'
 import { blobOf, loadFixture, send, startRegistry, type RegistryFixture } from './helpers.js'
 
@@ -17,6 +18,17 @@ describe('registry uploads', () => {
   afterEach(async () => {
     await registry.stop()
   })
+
+  /** Polls the upload status until no request is writing to it, so a cut-off chunk has been rolled back. */
+  async function waitForUploadIdle (location: string): Promise<Awaited<ReturnType<typeof send>>> {
+    const deadline = Date.now() + 5_000
+    let status = await send(registry.port, 'GET', location)
+    while (registry.server.uploads.busyCount > 0 && Date.now() < deadline) {
+      await new Promise(resolve => setTimeout(resolve, 10))
+      status = await send(registry.port, 'GET', location)
+    }
+    return status
+  }
 
   async function startUpload (path = '/v2/demo/httpd/blobs/uploads/'): Promise<string> {
     const response = await send(registry.port, 'POST', path)
@@ -124,6 +136,28 @@ describe('registry uploads', () => {
 
     assert.equal(completed.status, 201)
     assert.equal((await registry.backend.store.stat(digest))?.sizeBytes, 0)
+  })
+
+  it('chunk cut off by the client is rolled back', async () => {
+    const location = await startUpload()
+    await send(registry.port, 'PATCH', location, { body: Buffer.from('12345') })
+
+    await new Promise<void>(resolve => {
+      const socket = netConnect(registry.port, '127.0.0.1', () => {
+        socket.write(`PATCH ${location} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100000\r\n\r\n`)
+        socket.write(Buffer.alloc(10_000))
+        setTimeout(() => { socket.destroy() }, 50)
+      })
+      socket.on('close', () => { resolve() })
+    })
+    const settled = await waitForUploadIdle(location)
+    const { digest } = blobOf('123456789')
+    await send(registry.port, 'PATCH', location, { body: Buffer.from('6789') })
+    const completed = await send(registry.port, 'PUT', `${location}?digest=${digest}`)
+
+    assert.equal(settled.status, 204)
+    assert.equal(settled.headers.range, '0-4')
+    assert.equal(completed.status, 201, completed.body.toString())
   })
 
   it('GET reports upload progress', async () => {
