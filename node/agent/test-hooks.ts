@@ -80,7 +80,7 @@ export class PeerBlocklist {
     return this.blocked.has(peer.toString())
   }
 
-  /** Returns a gater that denies blocked peers and otherwise asks `inner`, when given. */
+  /** Returns a gater that denies blocked peers and otherwise defers to `inner`, when given. */
   gater (inner: ConnectionGater = {}): ConnectionGater {
     const denyPeer = (peer: PeerId): boolean => this.has(peer)
     return {

@@ -97,7 +97,7 @@ export async function loadSwarmKey (path: string, options?: AbortOptions): Promi
       throw err
     }
 
-    throw new InvalidSwarmKeyError(`cannot read swarm key ${path}: ${err.message}; check the path and that the agent's user may read the file`)
+    throw new InvalidSwarmKeyError(`failed to read swarm key ${path}: ${err.message}; check the path and that the agent's user may read the file`)
   }
 
   return parseSwarmKey(text, path)

@@ -77,8 +77,8 @@ ${COMMON_HELP}`,
     const tags = await client.get<TagView[]>(`/tags${query}`)
 
     if (values.json === true) {
-      const shown = values.history === true ? tags : tags.filter(tag => !tag.current.deleted).map(({ history: _history, held: _held, ...tag }) => tag)
-      console.log(JSON.stringify(shown, null, 2))
+      const output = values.history === true ? tags : tags.filter(tag => !tag.current.deleted).map(({ history: _history, held: _held, ...tag }) => tag)
+      console.log(JSON.stringify(output, null, 2))
     } else if (values.history === true) {
       printHistory(tags)
     } else {

@@ -160,7 +160,7 @@ export const catalogRoutes: ControlRoute[] = [
       const repositoryText = query.get('repository')
       const repository = repositoryText == null || repositoryText === '' ? undefined : parseRepository(repositoryText)
       const { catalog } = agent.context
-      const held = catalog.heldRecords()
+      const heldRecords = catalog.heldRecords()
 
       return catalog.list()
         .filter(signed => repository == null || signed.record.repository === repository)
@@ -171,7 +171,7 @@ export const catalogRoutes: ControlRoute[] = [
             tag,
             current: recordView(signed),
             history: catalog.history(name, tag).map(recordView),
-            held: held.filter(record => record.record.repository === name && record.record.tag === tag).map(recordView)
+            held: heldRecords.filter(record => record.record.repository === name && record.record.tag === tag).map(recordView)
           }
         })
     }
@@ -245,8 +245,8 @@ export const catalogRoutes: ControlRoute[] = [
 
       const matching = trust.entries().filter(entry => entry.peerId === peerId && (pattern == null || entry.repository === pattern))
       if (matching.length === 0) {
-        const which = pattern == null ? '' : ` for repositories ${JSON.stringify(pattern)}`
-        throw new RequestError(404, `no trust entry names ${peerId}${which}; "kilomesh trust ls" lists the entries`, 'NotFoundError')
+        const scope = pattern == null ? '' : ` for repositories ${JSON.stringify(pattern)}`
+        throw new RequestError(404, `no trust entry names ${peerId}${scope}; "kilomesh trust ls" lists the entries`, 'NotFoundError')
       }
 
       await changeTrust(agent.context.paths.config, trust, () => trust.remove(peerId, pattern), () => {

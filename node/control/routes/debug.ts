@@ -1,6 +1,6 @@
 /**
  * Test-only control routes that cut this agent off from given peers and
- * reconnect it. They answer 404 unless the agent runs with
+ * reconnect it. They return 404 unless the agent runs with
  * KILOMESH_TEST_HOOKS=1 (node/agent/test-hooks.ts).
  */
 import { logger } from '@libp2p/logger'
