@@ -107,7 +107,7 @@ export function toRegistryError (err: unknown): RegistryError {
  */
 export function sendError (res: ServerResponse, error: RegistryError, options: { closeConnection?: boolean, head?: boolean } = {}): void {
   if (res.headersSent) {
-    res.destroy(error)
+    res.destroy()
     return
   }
 
