@@ -4,12 +4,17 @@ import { ControlClient } from '../../control/client.js'
 import { COMMON_HELP, printTable, shortDigest, type Command } from '../command.js'
 import type { RecordView, TagView } from '../../control/routes/catalog.js'
 
+/** Returns the tags whose current record is a live version, not a tombstone or missing. */
+function liveTags (tags: TagView[]): Array<TagView & { current: RecordView }> {
+  return tags.filter((tag): tag is TagView & { current: RecordView } => tag.current != null && !tag.current.deleted)
+}
+
 function digestColumn (record: RecordView): string {
   return record.deleted || record.digest == null ? '(deleted)' : shortDigest(record.digest)
 }
 
 function printCurrent (tags: TagView[], showRepository: boolean): void {
-  const live = tags.filter(tag => !tag.current.deleted)
+  const live = liveTags(tags)
   if (live.length === 0) {
     console.log('no tags; publish one with "kilomesh publish REPOSITORY:TAG --from SOURCE"')
     return
@@ -34,14 +39,15 @@ function printHistory (tags: TagView[]): void {
     }
 
     console.log(`${tag.repository}:${tag.tag}`)
+    const current = tag.current
     const rows = [
-      ['*', tag.current.deleted ? 'deleted' : 'current', digestColumn(tag.current), tag.current.hlc, tag.current.publisher],
+      ...(current == null ? [] : [['*', current.deleted ? 'deleted' : 'current', digestColumn(current), current.hlc, current.publisher]]),
       ...tag.history.map(record => [' ', 'older', digestColumn(record), record.hlc, record.publisher]),
       ...tag.held.map(record => [' ', 'held', digestColumn(record), record.hlc, record.publisher])
     ]
     printTable(['', 'STATE', 'DIGEST', 'CLOCK', 'PUBLISHER'], rows)
 
-    const publishers = new Set([tag.current, ...tag.history].map(record => record.publisher))
+    const publishers = new Set([...(current == null ? [] : [current]), ...tag.history].map(record => record.publisher))
     if (publishers.size > 1) {
       console.log(`  ${publishers.size} publishers wrote this tag; the record with the greatest clock wins, and on equal clocks the greater publisher ID`)
     }
@@ -77,7 +83,7 @@ ${COMMON_HELP}`,
     const tags = await client.get<TagView[]>(`/tags${query}`)
 
     if (values.json === true) {
-      const output = values.history === true ? tags : tags.filter(tag => !tag.current.deleted).map(({ history: _history, held: _held, ...tag }) => tag)
+      const output = values.history === true ? tags : liveTags(tags).map(({ history: _history, held: _held, ...tag }) => tag)
       console.log(JSON.stringify(output, null, 2))
     } else if (values.history === true) {
       printHistory(tags)

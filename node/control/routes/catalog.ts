@@ -37,7 +37,8 @@ export interface RecordView {
 export interface TagView {
   repository: string
   tag: string
-  current: RecordView
+  /** Null when the agent knows the tag only from held records. */
+  current: RecordView | null
   /** Newest first. */
   history: RecordView[]
   held: RecordView[]
@@ -63,6 +64,10 @@ export interface CatalogStatsView {
   sync: CatalogSyncStats
   tags: number
   heldRecords: number
+  /** This device's clock, in ms since the Unix epoch. */
+  localClockMs: number
+  /** The clock records are judged against: the local clock, raised to the median of peer clocks when that is ahead. */
+  referenceClockMs: number
 }
 
 function recordView ({ record }: SignedTagRecord): RecordView {
@@ -160,20 +165,26 @@ export const catalogRoutes: ControlRoute[] = [
       const repositoryText = query.get('repository')
       const repository = repositoryText == null || repositoryText === '' ? undefined : parseRepository(repositoryText)
       const { catalog } = agent.context
-      const heldRecords = catalog.heldRecords()
+      const selected = (signed: SignedTagRecord): boolean => repository == null || signed.record.repository === repository
+      const heldRecords = catalog.heldRecords().filter(selected)
 
-      return catalog.list()
-        .filter(signed => repository == null || signed.record.repository === repository)
-        .map(signed => {
-          const { repository: name, tag } = signed.record
-          return {
-            repository: name,
-            tag,
-            current: recordView(signed),
-            history: catalog.history(name, tag).map(recordView),
-            held: heldRecords.filter(record => record.record.repository === name && record.record.tag === tag).map(recordView)
-          }
-        })
+      // Tags known only from held records are listed too, so an operator sees what waits for the clock.
+      const keys = new Map<string, { repository: string, tag: string }>()
+      for (const { record } of [...catalog.list().filter(selected), ...heldRecords]) {
+        keys.set(`${record.repository}:${record.tag}`, { repository: record.repository, tag: record.tag })
+      }
+
+      return [...keys.keys()].sort().map(key => {
+        const { repository: name, tag } = keys.get(key) as { repository: string, tag: string }
+        const current = catalog.get(name, tag)
+        return {
+          repository: name,
+          tag,
+          current: current == null ? null : recordView(current),
+          history: catalog.history(name, tag).map(recordView),
+          held: heldRecords.filter(held => held.record.repository === name && held.record.tag === tag).map(recordView)
+        }
+      })
     }
   },
   {
@@ -264,7 +275,14 @@ export const catalogRoutes: ControlRoute[] = [
     path: '/catalog/stats',
     handle: async ({ agent }): Promise<CatalogStatsView> => {
       const { catalog, sync } = agent.context
-      return { catalog: catalog.stats(), sync: sync.stats(), tags: catalog.list().length, heldRecords: catalog.heldRecords().length }
+      return {
+        catalog: catalog.stats(),
+        sync: sync.stats(),
+        tags: catalog.list().length,
+        heldRecords: catalog.heldRecords().length,
+        localClockMs: catalog.localNowMs(),
+        referenceClockMs: catalog.referenceNowMs()
+      }
     }
   }
 ]

@@ -7,7 +7,7 @@
 import { expect } from 'chai'
 import { ControlClient } from '../../../node/control/client.js'
 import { runCliOk, startAgent, type TestAgent } from '../../utils/agents.js'
-import type { RecordView, TagView } from '../../../node/control/routes/catalog.js'
+import type { CatalogStatsView, RecordView, TagView } from '../../../node/control/routes/catalog.js'
 
 /** Environment of every agent in these tests: test hooks on, catalog and sync logs on stderr. */
 export const AGENT_ENV = { KILOMESH_TEST_HOOKS: '1', DEBUG: 'kilomesh:catalog*,kilomesh:sync*,kilomesh:control*' }
@@ -68,6 +68,12 @@ export async function heal (agents: MeshAgent[]): Promise<void> {
   await Promise.all(agents.map(async agent => post(agent, '/debug/unblock', {})))
 }
 
+/** Returns an agent's catalog and sync counters and its clocks. */
+export async function catalogStats (agent: MeshAgent): Promise<CatalogStatsView> {
+  const client = await ControlClient.connect(agent.dir)
+  return client.get<CatalogStatsView>('/catalog/stats')
+}
+
 /** Returns the peer IDs an agent is connected to. */
 export async function connectedPeers (agent: MeshAgent): Promise<string[]> {
   const client = await ControlClient.connect(agent.dir)
@@ -83,13 +89,13 @@ export async function tagsOf (agent: MeshAgent, repository?: string): Promise<Ta
 
 /** Returns the current record of one tag on an agent, or undefined when the agent does not know the tag. */
 export async function currentRecord (agent: MeshAgent, repository: string, tag: string): Promise<RecordView | undefined> {
-  return (await tagsOf(agent, repository)).find(view => view.tag === tag)?.current
+  return (await tagsOf(agent, repository)).find(view => view.tag === tag)?.current ?? undefined
 }
 
 /** Returns a string that is equal on two agents exactly when their catalogs hold the same winners. */
 export function catalogFingerprint (tags: TagView[]): string {
   return tags
-    .map(view => `${view.repository}:${view.tag}=${view.current.digest ?? 'deleted'}@${view.current.hlc}/${view.current.publisher}`)
+    .map(view => `${view.repository}:${view.tag}=${view.current == null ? 'held only' : `${view.current.digest ?? 'deleted'}@${view.current.hlc}/${view.current.publisher}`}`)
     .sort()
     .join('\n')
 }
