@@ -69,6 +69,12 @@ export class RegistryError extends Error {
   }
 }
 
+/** The registry server could not start: its address is taken, or its TLS files are unreadable. */
+export class RegistryStartError extends Error {
+  static override readonly name = 'RegistryStartError'
+  override readonly name = 'RegistryStartError'
+}
+
 /**
  * Maps an error thrown by the store or the protocol helpers to its OCI
  * error. Anything unexpected becomes UNKNOWN, which the caller logs.

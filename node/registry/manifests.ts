@@ -96,20 +96,20 @@ async function selectForPlatform (request: RegistryRequest, loaded: LoadedManife
 async function serveManifest (request: RegistryRequest, repository: string, referenceText: string): Promise<void> {
   const { req, res } = request
   const reference = parseManifestReference(referenceText)
-  const shown = reference.tag != null ? `${repository}:${reference.tag}` : `${repository}@${reference.digest}`
+  const referenceLabel = reference.tag != null ? `${repository}:${reference.tag}` : `${repository}@${reference.digest}`
 
   let descriptor: Descriptor | undefined
   if (reference.tag != null) {
     descriptor = await resolveTag(request, repository, reference.tag)
     if (descriptor == null) {
-      throw new RegistryError('MANIFEST_UNKNOWN', `manifest ${shown} is unknown: no agent in reach knows the tag (list tags with GET /v2/${repository}/tags/list)`)
+      throw new RegistryError('MANIFEST_UNKNOWN', `manifest ${referenceLabel} is unknown: no agent in reach has the tag (list tags with GET /v2/${repository}/tags/list)`)
     }
   }
 
   const digest = descriptor?.digest ?? reference.digest
   let loaded = digest == null ? undefined : await loadManifest(request, digest, descriptor)
   if (loaded == null) {
-    throw new RegistryError('MANIFEST_UNKNOWN', `manifest ${shown} is unknown: it is not in this agent's store, no peer in reach returned it in time, or the blob is not a manifest`)
+    throw new RegistryError('MANIFEST_UNKNOWN', `manifest ${referenceLabel} is unknown: it is not in this agent's store, no peer in reach returned it in time, or the blob is not a manifest`)
   }
 
   const accepted = parseAccept(req.headersDistinct.accept ?? [])
@@ -117,11 +117,11 @@ async function serveManifest (request: RegistryRequest, repository: string, refe
     const mediaType = loaded.manifest.mediaType
     loaded = await selectForPlatform(request, loaded, accepted)
     if (loaded == null) {
-      throw new RegistryError('MANIFEST_UNKNOWN', `manifest ${shown} is a ${mediaType}, which the request does not accept (Accept: ${describeAccepted(accepted)}); add it to the Accept header`)
+      throw new RegistryError('MANIFEST_UNKNOWN', `manifest ${referenceLabel} is a ${mediaType}, which the request does not accept (Accept: ${describeAccepted(accepted)}); add it to the Accept header`)
     }
   }
 
-  // The client asks for these next; fetching them now overlaps the mesh round trips.
+  // The client requests these next, so fetching them now overlaps the mesh round trips.
   request.context.prefetcher.start(childDescriptors(loaded.manifest))
 
   res.statusCode = 200

@@ -19,7 +19,7 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import { createServer as createHttpsServer } from 'node:https'
 import { logger } from '@libp2p/logger'
 import { DEFAULT_FETCH_TIMEOUT_MS, DEFAULT_MAX_UPLOAD_BYTES, DEFAULT_MAX_UPLOADS, DEFAULT_RESOLVE_TIMEOUT_MS, DEFAULT_UPLOAD_TTL_MS } from './constants.js'
-import { RegistryError, sendError, toRegistryError } from './errors.js'
+import { RegistryError, RegistryStartError, sendError, toRegistryError } from './errors.js'
 import { hasUnreadBody } from './http.js'
 import { dispatch } from './dispatch.js'
 import { Prefetcher } from './prefetch.js'
@@ -100,13 +100,12 @@ export class RegistryServer {
     }
 
     options?.signal?.throwIfAborted()
+    const tls = this.init.tls == null ? undefined : await this.readTlsFiles(this.init.tls)
     await this.context.uploads.start()
     this.shutdown = new AbortController()
 
     const handler = (req: IncomingMessage, res: ServerResponse): void => { void this.handle(req, res) }
-    const server = this.init.tls == null
-      ? createHttpServer(handler)
-      : createHttpsServer({ cert: await readFile(this.init.tls.certFile), key: await readFile(this.init.tls.keyFile) }, handler)
+    const server = tls == null ? createHttpServer(handler) : createHttpsServer(tls, handler)
 
     server.on('connection', (socket: Socket) => {
       this.sockets.add(socket)
@@ -114,13 +113,23 @@ export class RegistryServer {
     })
     server.on('clientError', (err: Error & { code?: string }, socket: Socket) => { this.rejectMalformed(err, socket) })
 
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject)
-      server.listen(this.init.port, this.init.host, () => {
-        server.off('error', reject)
-        resolve()
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject)
+        server.listen(this.init.port, this.init.host, () => {
+          server.off('error', reject)
+          resolve()
+        })
       })
-    })
+    } catch (err: any) {
+      await this.context.uploads.stop()
+      this.shutdown.abort()
+      const where = `${this.init.host}:${this.init.port}`
+      if (err.code === 'EADDRINUSE') {
+        throw new RegistryStartError(`registry address ${where} is already in use: stop the process that listens there, or choose another address with --registry HOST:PORT`)
+      }
+      throw new RegistryStartError(`registry could not listen on ${where}: ${err.message}`)
+    }
 
     this.server = server
     const address = this.address()
@@ -145,6 +154,14 @@ export class RegistryServer {
     })
     await this.context.uploads.stop()
     log('registry stopped')
+  }
+
+  private async readTlsFiles (files: { certFile: string, keyFile: string }): Promise<{ cert: Buffer, key: Buffer }> {
+    try {
+      return { cert: await readFile(files.certFile), key: await readFile(files.keyFile) }
+    } catch (err: any) {
+      throw new RegistryStartError(`registry could not read its TLS certificate ${files.certFile} or key ${files.keyFile}: ${err.message}`)
+    }
   }
 
   private address (): { host: string, port: number } {

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { connect as tlsConnect } from 'node:tls'
 import { promisify } from 'node:util'
+import { RegistryServer } from '../../../node/registry/server.js'
 import { send, startRegistry, type RegistryFixture } from './helpers.js'
 
 const run = promisify(execFile)
@@ -85,6 +86,16 @@ describe('registry server', () => {
     await closed
 
     assert.ok(Date.now() - startedMs < 1_000)
+  })
+
+  it('start on a taken port names the address', async () => {
+    const second = new RegistryServer(registry.backend, { host: '127.0.0.1', port: registry.port, uploadFolder: join(registry.dir, 'uploads-second') })
+
+    await assert.rejects(second.start(), (err: Error) => {
+      assert.equal(err.name, 'RegistryStartError')
+      assert.match(err.message, new RegExp(`127\\.0\\.0\\.1:${registry.port} is already in use`))
+      return true
+    })
   })
 
   it('stop twice is harmless', async () => {
