@@ -46,10 +46,10 @@ async function findBenchModules (filters: string[]): Promise<string[]> {
     .map(file => join(folder, file))
 }
 
-async function withTimeout<T> (work: Promise<T>, timeoutMs: number, what: string): Promise<T> {
+async function withTimeout<T> (work: Promise<T>, timeoutMs: number, label: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined
   const timeout = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => { reject(new Error(`${what} did not finish within ${timeoutMs / 60_000} minutes`)) }, timeoutMs)
+    timer = setTimeout(() => { reject(new Error(`${label} did not finish within ${timeoutMs / 60_000} minutes`)) }, timeoutMs)
   })
   try {
     return await Promise.race([work, timeout])

@@ -21,7 +21,7 @@ const SETUP_TIMEOUT_MS = 20_000
 export interface AgentPair {
   server: Agent
   client: Agent
-  /** The server's peer ID, as the client's node knows it. */
+  /** The server's peer ID, taken from the client's connection to it. */
   serverPeer: PeerId
   close: () => Promise<void>
 }
@@ -44,7 +44,7 @@ async function waitUntil (condition: () => boolean, what: string, timeoutMs: num
 
 /**
  * Starts the pair, publishes `micro-httpd:v1` and `busybox:1.35-amd64` from
- * test/fixtures on the server, and waits until the client's catalog holds
+ * test/fixtures on the server, and waits until the client's catalog contains
  * both tags, so a pull on the client starts from a known tag.
  */
 export async function startAgentPair (): Promise<AgentPair> {
@@ -68,8 +68,8 @@ export async function startAgentPair (): Promise<AgentPair> {
     }
     const connection = await client.node.dial(multiaddr(address), { signal: AbortSignal.timeout(SETUP_TIMEOUT_MS) })
 
-    // A record published before the server knows the client's subscription
-    // reaches no one, so wait for the subscription before publishing.
+    // A record published before the server has received the client's
+    // subscription reaches no one, so wait for the subscription first.
     const clientPeerId = client.peerId
     await waitUntil(
       () => server.node.services.pubsub.getSubscribers(TAG_TOPIC).some(peer => peer.toString() === clientPeerId),

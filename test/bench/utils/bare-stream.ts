@@ -9,7 +9,7 @@ import type { AbortOptions, PeerId } from '@libp2p/interface'
 
 export const BARE_PROTOCOL = '/kilomesh-bench/bare/1.0.0'
 
-/** Chunk size of the bare writer; the same 64 KiB a Node file stream reads, as the blob server sends. */
+/** Chunk size of the bare writer: 64 KiB, the default read size of a Node file stream. */
 const CHUNK_BYTES = 64 * 1024
 
 /** Registers the bare protocol on `node`: every stream opened to it receives `payload`, then the end. */

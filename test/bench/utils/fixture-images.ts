@@ -5,6 +5,7 @@ import type { OciDigest } from '../../../protocol/digest.js'
 
 export interface ImageBlobs {
   manifest: OciDigest
+  manifestSizeBytes: number
   config: OciDigest
   layer: OciDigest
   layerSizeBytes: number
@@ -24,7 +25,7 @@ export async function readImageBlobs (layout: string, tag: string): Promise<Imag
   if (manifest.layers.length !== 1 || layer == null) {
     throw new Error(`fixture ${layout}:${tag} has ${manifest.layers.length} layers; the benchmarks expect one`)
   }
-  return { manifest: ref.digest as OciDigest, config: manifest.config.digest, layer: layer.digest, layerSizeBytes: layer.size, totalBytes: ref.size + manifest.config.size + layer.size }
+  return { manifest: ref.digest as OciDigest, manifestSizeBytes: ref.size, config: manifest.config.digest, layer: layer.digest, layerSizeBytes: layer.size, totalBytes: ref.size + manifest.config.size + layer.size }
 }
 
 /** Path of a blob on the HTTP floor server. */

@@ -25,7 +25,7 @@ export interface BlobHttpServer {
   close: () => Promise<void>
 }
 
-/** Serves `GET /blobs/sha256/HEX` from the first of `layouts` that holds the file. */
+/** Serves `GET /blobs/sha256/HEX` from the first of `layouts` that contains the file. */
 export async function startBlobHttpServer (layouts: string[]): Promise<BlobHttpServer> {
   let connections = 0
   const server: Server = createServer((req, res) => {

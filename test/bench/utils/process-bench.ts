@@ -31,8 +31,8 @@ const START_TIMEOUT_MS = 30_000
 const COMMAND_TIMEOUT_MS = 30_000
 
 /** Pause after the peers connect, so that start-up allocations are collected before sampling memory. */
-const SETTLE_MS = 3_000
-const RSS_SAMPLES = 5
+const SETTLE_MS = 5_000
+const RSS_SAMPLES = 10
 const RSS_SAMPLE_INTERVAL_MS = 1_000
 
 export interface ProcessBenchOptions {
@@ -206,7 +206,7 @@ function report (
   const notes = [
     `Agent start: \`kilomesh agent --listen /ip4/127.0.0.1/tcp/0 --registry off\` on one data directory (made by \`initDataDir\`, the function behind \`kilomesh init\`) that the warm-up start(s) already used, timed from \`spawn\` until agent.json names the child's pid (the folder is watched with inotify, so the rename is noticed as it happens); ${options.start.rounds} starts after ${options.start.warmupRounds} warm-up start(s), each stopped with SIGTERM before the next. Baseline: a bare \`node\` process that writes and renames a small JSON file, then idles until stopped, watched the same way.`,
     `Loading the agent's modules: a \`node\` process that imports the polyfill and node/agent/agent.js, then exits, against \`node -e ""\`; it shows how much of the start is spent loading code before anything runs.`,
-    `Memory: VmRSS from /proc/PID/status of the agent with ${options.peerCount} other agent processes connected to it, ${SETTLE_MS / 1000} s after the last one connected, median of ${RSS_SAMPLES} samples ${RSS_SAMPLE_INTERVAL_MS / 1000} s apart (highest ${formatMegabytes(Math.max(...memory.agentRss))}). Baseline: an idle \`node -e "setInterval(...)"\` sampled at the same moments. The next row is a process that imported node/agent/agent.js and started nothing, sampled at the same moments: the share of the agent's memory that is code. MB here is 10^6 bytes.`,
+    `Memory: VmRSS from /proc/PID/status of the agent with ${options.peerCount} other agent processes connected to it, ${SETTLE_MS / 1000} s after the last one connected, median of ${RSS_SAMPLES} samples ${RSS_SAMPLE_INTERVAL_MS / 1000} s apart (lowest ${formatMegabytes(Math.min(...memory.agentRss))}, highest ${formatMegabytes(Math.max(...memory.agentRss))}). Baseline: an idle \`node -e "setInterval(...)"\` sampled at the same moments. The next row is a process that imported node/agent/agent.js and started nothing, sampled at the same moments: what loading the code alone takes. MB here is 10^6 bytes.`,
     `\`kilomesh status\` against that agent: ${options.status.rounds} runs after ${options.status.warmupRounds} warm-up run(s), against \`node -e ""\`. It loads ${statusModules.length} ES modules, ${libp2pModuleCount} of them from libp2p packages${libp2pPackages.length > 0 ? ` (${libp2pPackages.map(([name, count]) => `${name}: ${count}`).join(', ')})` : ''}.`
   ]
   return { rows, notes }

@@ -8,6 +8,7 @@ import { join } from 'node:path'
 import { pullImage } from '../../../node/agent/pull.js'
 import { BlobStore } from '../../../node/store/blob-store.js'
 import { fixture } from '../../utils/paths.js'
+import { readBlobToMemory } from './blob-read.js'
 import { blobPath, readImageBlobs } from './fixture-images.js'
 import { startBlobHttpServer, KeepAliveClient } from './http-floor.js'
 import { runRounds, type RoundOptions, type Variant } from './rounds.js'
@@ -49,7 +50,7 @@ export async function measurePull (pair: AgentPair, options: RoundOptions): Prom
       run: async () => {
         const result = await pullImage(pair.client.context, 'micro-httpd:v1')
         if (result.fetchedBlobs !== digests.length) {
-          throw new Error(`pull of micro-httpd:v1 fetched ${result.fetchedBlobs} blobs instead of ${digests.length}; the store was not emptied between rounds`)
+          throw new Error(`pull of micro-httpd:v1 fetched ${result.fetchedBlobs} blobs, expected ${digests.length}; check that the client's store is emptied before each round`)
         }
       }
     },
@@ -70,6 +71,12 @@ export async function measurePull (pair: AgentPair, options: RoundOptions): Prom
           await httpClient.getBytes(blobPath(layer.digest))
         }
       }
+    },
+    request: {
+      run: async () => { await readBlobToMemory(pair, image.manifest) }
+    },
+    get: {
+      run: async () => { await httpClient.getBytes(blobPath(image.manifest)) }
     },
     floorIntoStore: {
       prepare: async () => { await forget(floorStore) },
@@ -97,6 +104,8 @@ export async function measurePull (pair: AgentPair, options: RoundOptions): Prom
   const fetcher = summarize(samples.fetcher ?? [])
   const floor = summarize(samples.floor ?? [])
   const floorIntoStore = summarize(samples.floorIntoStore ?? [])
+  const request = summarize(samples.request ?? [])
+  const get = summarize(samples.get ?? [])
 
   const rows: BenchRow[] = [
     {
@@ -118,12 +127,19 @@ export async function measurePull (pair: AgentPair, options: RoundOptions): Prom
       kilomesh: formatMs(fetcher.median),
       baseline: formatMs(floorIntoStore.median),
       ratio: fetcher.median / floorIntoStore.median
+    },
+    {
+      measure: 'One request for the manifest, blob protocol vs HTTP GET, median',
+      kilomesh: formatMs(request.median),
+      baseline: formatMs(get.median),
+      ratio: request.median / get.median
     }
   ]
 
   const notes = [
     `Pull: \`pullImage\` on the client agent, the path \`kilomesh pull\` takes: tag from the local catalog, manifest, then config and layer at once; each blob hashed, written, fsynced and renamed into the store. The floor: \`GET\` of the manifest, then of the config and the layer, over one HTTP/1.1 keep-alive connection, bodies kept in memory. ${image.totalBytes} bytes in all; ${options.rounds} rounds after ${options.warmupRounds} warm-up rounds; the store is emptied before every round.`,
-    'Third row: the blob fetcher alone with the serving peer named up front (so no peer is asked first whether it holds each blob), against the floor writing the same blobs through the same `BlobStore.putStream`. Both sides do the same hashing and durable writes, so this ratio is the network path alone.'
+    'Third row: the blob fetcher alone with the serving peer named up front (so no peer is first asked whether it has each blob), against the floor writing the same blobs through the same `BlobStore.putStream`. Both sides do the same hashing and durable writes, so this ratio is the network path alone.',
+    `Fourth row: one \`/kilomesh/blob/1.0.0\` request for the ${image.manifestSizeBytes}-byte manifest with the body counted and dropped (a new stream, a multistream-select round trip, then request and response), against one \`GET\` on the open keep-alive connection: the fixed cost of one request.`
   ]
   return { rows, notes }
 }

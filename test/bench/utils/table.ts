@@ -56,7 +56,7 @@ export function renderTable (rows: BenchRow[]): string {
   return lines.join('\n')
 }
 
-/** Counts the rows whose target was missed, for the section's summary line. */
+/** Returns the rows whose target was missed, for the section's summary line. */
 export function missedTargets (rows: BenchRow[]): BenchRow[] {
   return rows.filter(row => row.met === false)
 }

@@ -6,18 +6,16 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { requestBlob } from '../../../node/net/blob-client.js'
 import { BlobStore } from '../../../node/store/blob-store.js'
-import { BlobResponse } from '../../../protocol/messages/blob.js'
 import { fixture } from '../../utils/paths.js'
 import { BARE_PROTOCOL, handleBareStream, readBareStream } from './bare-stream.js'
+import { readBlobToMemory } from './blob-read.js'
 import { blobPath, readImageBlobs } from './fixture-images.js'
 import { KeepAliveClient, startBlobHttpServer } from './http-floor.js'
 import { runRounds, type RoundOptions, type Variant } from './rounds.js'
 import { formatMegabytesPerSecond, megabytesPerSecond, summarize } from './stats.js'
 import type { AgentPair } from './agent-pair.js'
 import type { BenchRow } from './table.js'
-import type { OciDigest } from '../../../protocol/digest.js'
 
 /** Smallest share of the HTTP floor's throughput that meets the target. */
 const MIN_FLOOR_SHARE = 0.25
@@ -28,29 +26,6 @@ const MAX_BARE_STREAM_FACTOR = 1.2
 export interface ThroughputBenchResult {
   rows: BenchRow[]
   notes: string[]
-}
-
-/** Requests `digest` from `pair`'s server and reads the body into memory; returns the byte count. */
-async function readBlobToMemory (pair: AgentPair, digest: OciDigest): Promise<number> {
-  const reply = await requestBlob(pair.client.node, pair.serverPeer, digest, 0)
-  if (reply.status !== BlobResponse.Status.OK) {
-    reply.stream.abort(new Error('unexpected status'))
-    throw new Error(`the server answered ${BlobResponse.Status[reply.status]} for ${digest}: ${reply.message}`)
-  }
-
-  let receivedBytes = 0
-  for await (const chunk of reply.body) {
-    receivedBytes += chunk.byteLength
-    if (receivedBytes >= reply.sizeBytes) {
-      break
-    }
-  }
-  await reply.stream.close()
-
-  if (receivedBytes !== reply.sizeBytes) {
-    throw new Error(`blob stream delivered ${receivedBytes} of ${reply.sizeBytes} bytes of ${digest}`)
-  }
-  return receivedBytes
 }
 
 /** Runs the throughput benchmark on a started pair whose server published busybox:1.35-amd64. */
