@@ -1,5 +1,7 @@
 /** The agent's implementation of the registry API's backend: its store, catalog and mesh fetcher. */
+import { resolve } from 'node:path'
 import { logger } from '@libp2p/logger'
+import { InvalidConfigError } from '../config/errors.js'
 import { RegistryServer } from '../registry/server.js'
 import { deleteTag, publishTag } from './publish.js'
 import { resolveTag } from './pull.js'
@@ -64,13 +66,31 @@ export class AgentRegistryBackend implements RegistryBackend {
 
 /** Starts the registry API on `host:port` and returns the bound address. */
 export async function startRegistry (context: AgentContext, address: { host: string, port: number }): Promise<{ address: string, stop: () => Promise<void> }> {
+  const tls = parseRegistryTls(context.config.registryTls, context.dir)
   const server = new RegistryServer(new AgentRegistryBackend(context), {
     host: address.host,
     port: address.port,
-    uploadFolder: context.paths.uploads
+    uploadFolder: context.paths.uploads,
+    tls
   })
   const bound = await server.start()
   const host = bound.host.includes(':') ? `[${bound.host}]` : bound.host
-  log('registry API listening on %s:%d', host, bound.port)
+  log('registry API listening on %s://%s:%d', tls == null ? 'http' : 'https', host, bound.port)
   return { address: `${host}:${bound.port}`, stop: async () => { await server.stop() } }
+}
+
+/**
+ * Reads config.json's optional `registryTls: { "certFile": PATH, "keyFile": PATH }`
+ * (PEM files; relative paths are taken from the data directory).
+ */
+export function parseRegistryTls (value: unknown, dir: string): { certFile: string, keyFile: string } | undefined {
+  if (value == null) {
+    return undefined
+  }
+
+  const section = value as Record<string, unknown>
+  if (typeof value !== 'object' || typeof section.certFile !== 'string' || typeof section.keyFile !== 'string') {
+    throw new InvalidConfigError(`"registryTls" in config.json must be { "certFile": "PATH", "keyFile": "PATH" } naming PEM files, got ${JSON.stringify(value)}`)
+  }
+  return { certFile: resolve(dir, section.certFile), keyFile: resolve(dir, section.keyFile) }
 }

@@ -20,6 +20,9 @@ import type { AbortOptions, PeerId } from '@libp2p/interface'
 
 const log = logger('kilomesh:fetch')
 
+/** Recent sources remembered and tried first. */
+const MAX_RECENT_SOURCES = 2
+
 /** Rounds of source discovery one transfer may run; each needs a new or no-longer-busy source. */
 const MAX_SOURCE_ROUNDS = 200
 
@@ -70,6 +73,8 @@ export interface FetcherStats {
 export class BlobFetcher {
   readonly stats: FetcherStats = { fetchedBlobs: 0, receivedBytes: 0, failedAttempts: 0 }
   private readonly inFlight = new Map<OciDigest, Promise<BlobInfo>>()
+  /** Peers that recently delivered a blob, newest first: the blobs of one image usually sit together. */
+  private recentSources: PeerId[] = []
 
   constructor (
     private readonly node: KilomeshLibp2p,
@@ -106,7 +111,15 @@ export class BlobFetcher {
     const signal = options.signal
     // Peers that failed, lacked the blob or sent bad bytes during this transfer.
     const tried = new Set<string>()
-    const queue: PeerId[] = (options.preferredPeers ?? []).filter(peer => !this.penalties.isPenalised(peer.toString()))
+    // Preferred and recent sources are asked for the body straight away; a
+    // miss costs one round trip before the connected peers and the DHT are asked.
+    const connected = new Set(this.node.getPeers().map(peer => peer.toString()))
+    const queue: PeerId[] = []
+    for (const peer of [...(options.preferredPeers ?? []), ...this.recentSources.filter(recent => connected.has(recent.toString()))]) {
+      if (!this.penalties.isPenalised(peer.toString()) && !queue.some(queued => queued.equals(peer))) {
+        queue.push(peer)
+      }
+    }
     let busyDelayMs = BUSY_RETRY_INITIAL_MS
     let rounds = 0
     let resumable = true
@@ -193,6 +206,7 @@ export class BlobFetcher {
         }
 
         this.stats.fetchedBlobs++
+        this.recentSources = [peer, ...this.recentSources.filter(recent => !recent.equals(peer))].slice(0, MAX_RECENT_SOURCES)
         log('fetched %s (%d bytes) from %s', digest, committed.offset, contributors.join(', '))
         const info = await this.store.stat(digest)
         if (info == null) {

@@ -57,7 +57,8 @@ export class BlobServer {
       const request = await messages.read(BlobRequest, { signal: AbortSignal.any([signal, AbortSignal.timeout(REQUEST_TIMEOUT_MS)]) })
       let answer = await this.check(request)
       if (answer.status === BlobResponse.Status.OK) {
-        const busy = this.budget.check(request.digest, peer.toString(), Number(request.offset))
+        const connected = new Set(this.node.getPeers().map(remote => remote.toString()))
+        const busy = this.budget.check(request.digest, peer.toString(), Number(request.offset), recipient => connected.has(recipient))
         if (busy != null) {
           this.stats.busyAnswers++
           answer = { status: BlobResponse.Status.BUSY, size: answer.size, message: busy }

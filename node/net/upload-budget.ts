@@ -1,8 +1,10 @@
 /**
  * How many copies of each blob this agent uploads. Once it has sent a blob
- * to MAX_UPLOADS_PER_BLOB different peers within UPLOAD_WINDOW_MS, further
- * peers get BUSY and fetch from the peers that already have a copy, so a
- * publisher uploads a few copies however large the fleet. Resumed transfers
+ * to MAX_UPLOADS_PER_BLOB different peers within UPLOAD_WINDOW_MS, and those
+ * peers are still connected (so still in the mesh to pass it on), further
+ * peers get BUSY and fetch from the peers that already have a copy. A
+ * publisher therefore uploads a few copies however large the fleet, while a
+ * lone holder whose earlier recipients left keeps serving. Resumed transfers
  * and peers that already received a copy are always served.
  */
 import { MAX_CONCURRENT_UPLOADS, MAX_UPLOADS_PER_BLOB, UPLOAD_WINDOW_MS } from './constants.js'
@@ -29,8 +31,11 @@ export class UploadBudget {
     this.maxConcurrentUploads = init.maxConcurrentUploads ?? MAX_CONCURRENT_UPLOADS
   }
 
-  /** Returns the reason to answer BUSY, or undefined when the upload may go ahead. */
-  check (digest: string, peer: string, offset: number): string | undefined {
+  /**
+   * Returns the reason to answer BUSY, or undefined when the upload may go
+   * ahead. `isConnected` tells whether an earlier recipient is still connected.
+   */
+  check (digest: string, peer: string, offset: number, isConnected: (peer: string) => boolean = () => true): string | undefined {
     if (this.active >= this.maxConcurrentUploads) {
       return `${this.active} uploads are running, the limit is ${this.maxConcurrentUploads}`
     }
@@ -39,10 +44,14 @@ export class UploadBudget {
     }
 
     const recent = this.recentCopies(digest)
-    if (recent.has(peer) || recent.size < this.maxUploadsPerBlob) {
+    if (recent.has(peer)) {
       return undefined
     }
-    return `sent ${recent.size} copies of ${digest} in the last ${this.windowMs} ms; fetch it from a peer that has one`
+    const holders = [...recent.keys()].filter(isConnected).length
+    if (holders < this.maxUploadsPerBlob) {
+      return undefined
+    }
+    return `sent ${holders} copies of ${digest} to connected peers in the last ${this.windowMs} ms; fetch it from one of them`
   }
 
   /** Records the start of an upload; call the returned function when it ends. */
