@@ -7,6 +7,7 @@ import { keygenCommand } from './commands/keygen.js'
 import { publishCommand } from './commands/publish.js'
 import { pullCommand } from './commands/pull.js'
 import { rollbackCommand } from './commands/rollback.js'
+import { simCommand } from './commands/sim.js'
 import { subscribeCommand, subscriptionsCommand, unsubscribeCommand } from './commands/subscribe.js'
 import { tagsCommand } from './commands/tags.js'
 import { trustCommand } from './commands/trust.js'
@@ -32,7 +33,8 @@ export const COMMANDS: Command[] = [
   tagsCommand,
   untagCommand,
   trustCommand,
-  keygenCommand
+  keygenCommand,
+  simCommand
 ]
 
 function version (): string {

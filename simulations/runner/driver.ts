@@ -1,0 +1,193 @@
+/**
+ * Drives the timeline: applies each event at its time, and on every tick
+ * re-checks holdings, prints what changed, takes a sample and judges the
+ * expectations. The run ends once every event is applied, every
+ * expectation is decided and the minimum duration has passed.
+ */
+import { logger } from '@libp2p/logger'
+import { applyEvent, type EventContext } from './events.js'
+import { evaluate, type ExpectationState } from './expectations.js'
+import { describeAction, describeCheck, formatSeconds } from './format.js'
+import type { Fleet } from './fleet.js'
+import type { HoldingTracker } from './holdings.js'
+import type { ImageInfo } from './images.js'
+import type { Recorder } from './recorder.js'
+import type { Timeline } from './timeline.js'
+import type { EventRecord } from '../metrics.js'
+import type { SimNetwork } from '../network/network.js'
+import type { Scenario, ScenarioEvent } from '../scenario/types.js'
+import type { AbortOptions } from '@libp2p/interface'
+
+const log = logger('kilomesh:sim:driver')
+
+/** Waits `ms`, or rejects when the signal aborts. */
+async function sleep (ms: number, options: AbortOptions): Promise<void> {
+  options.signal?.throwIfAborted()
+  if (ms <= 0) {
+    return
+  }
+  await new Promise<void>((resolve, reject) => {
+    const onAbort = (): void => {
+      clearTimeout(timer)
+      const reason = options.signal?.reason
+      reject(reason instanceof Error ? reason : new Error('aborted'))
+    }
+    const timer = setTimeout(() => {
+      options.signal?.removeEventListener('abort', onAbort)
+      resolve()
+    }, ms)
+    options.signal?.addEventListener('abort', onAbort, { once: true })
+  })
+}
+
+export interface DriverInit {
+  scenario: Scenario
+  fleet: Fleet
+  network: SimNetwork
+  holdings: HoldingTracker
+  timeline: Timeline
+  recorder: Recorder
+  images: Map<string, ImageInfo>
+}
+
+export class Driver {
+  readonly expectations: ExpectationState[]
+  readonly events: EventRecord[] = []
+  readonly failures: string[] = []
+  private appliedThrough = -1
+  private readonly background = new Set<Promise<void>>()
+
+  constructor (private readonly init: DriverInit) {
+    this.expectations = init.scenario.expectations.map(expectation => ({ expectation, text: describeCheck(expectation.check), status: 'pending' }))
+  }
+
+  /** Runs the timeline to its end; the caller has started the fleet and set the timeline's zero. */
+  async run (options: AbortOptions = {}): Promise<void> {
+    const { scenario, timeline } = this.init
+    const ticker = setInterval(() => { this.tick() }, scenario.run.sampleIntervalMs)
+    // A check exactly at each deadline, so a late tick cannot pass a tag that arrived after it.
+    const deadlines = this.expectations.map(state => setTimeout(() => { this.judge() }, state.expectation.byMs - timeline.now()))
+    this.tick()
+
+    try {
+      for (const event of scenario.events) {
+        await sleep(event.atMs - timeline.now(), options)
+        await this.apply(event, options)
+      }
+      while (!this.finished()) {
+        await sleep(Math.min(scenario.run.sampleIntervalMs, 100), options)
+      }
+    } finally {
+      clearInterval(ticker)
+      deadlines.forEach(timer => { clearTimeout(timer) })
+    }
+
+    this.tick()
+    await this.waitForBackground(scenario.run.stopTimeoutMs)
+  }
+
+  /** Describes each expectation's result for the timeline and the failure list; call after `run`. */
+  summarise (): void {
+    for (const state of this.expectations) {
+      const by = formatSeconds(state.expectation.byMs).trim()
+      if (state.status === 'met') {
+        this.init.timeline.add('expectation', `expectation ${state.expectation.index} met: ${state.text} (deadline ${by})`, state.decidedAtMs)
+      } else {
+        const reason = state.reason ?? 'the run ended before it was decided'
+        const text = `expectation ${state.expectation.index} FAILED: ${state.text} by ${by}: ${reason}`
+        this.failures.push(text)
+        this.init.timeline.add('expectation', text, state.decidedAtMs)
+      }
+    }
+  }
+
+  private async apply (event: ScenarioEvent, options: AbortOptions): Promise<void> {
+    const { timeline, recorder } = this.init
+    timeline.flush((ref, digest, kind) => recorder.countHolding(ref, digest, kind))
+    const totalsBefore = recorder.totals()
+    const appliedAtMs = timeline.now()
+    const record: EventRecord = { index: event.index, source: event.source, scheduledAtMs: event.atMs, appliedAtMs: Math.round(appliedAtMs), durationMs: 0, text: describeAction(event.action), totalsBefore }
+
+    try {
+      record.text = await applyEvent(event, this.eventContext(), options)
+      timeline.add('event', record.text, appliedAtMs)
+    } catch (err: any) {
+      if (options.signal?.aborted === true) {
+        throw err
+      }
+      record.error = err.message
+      const text = `event ${event.source} (${describeAction(event.action)}) failed: ${err.message}`
+      this.failures.push(text)
+      timeline.add('error', text, appliedAtMs)
+      log.error('%s', text)
+    }
+
+    record.durationMs = Math.round(timeline.now() - appliedAtMs)
+    this.events.push(record)
+    this.appliedThrough = event.index
+    this.judge()
+  }
+
+  private eventContext (): EventContext {
+    return {
+      fleet: this.init.fleet,
+      network: this.init.network,
+      holdings: this.init.holdings,
+      images: this.init.images,
+      stopTimeoutMs: this.init.scenario.run.stopTimeoutMs,
+      note: text => { this.init.timeline.add('note', text) },
+      background: this.background
+    }
+  }
+
+  private tick (): void {
+    const { fleet, holdings, timeline, recorder } = this.init
+    holdings.tick(fleet.running())
+    timeline.flush((ref, digest, kind) => recorder.countHolding(ref, digest, kind))
+    recorder.sample(timeline.now())
+    this.judge()
+  }
+
+  /** Decides the expectations whose window is open: every event up to their deadline has been applied. */
+  private judge (): void {
+    const nowMs = this.init.timeline.now()
+    for (const state of this.expectations) {
+      if (state.status !== 'pending') {
+        continue
+      }
+      const byMs = state.expectation.byMs
+      const lastEvent = this.init.scenario.events.findLastIndex(event => event.atMs <= byMs)
+      if (lastEvent > this.appliedThrough) {
+        continue
+      }
+
+      const reason = evaluate(state.expectation.check, { nodes: this.init.fleet.nodes, holdings: this.init.holdings, images: this.init.images })
+      if (reason == null) {
+        state.status = 'met'
+        state.decidedAtMs = Math.round(nowMs)
+      } else if (nowMs >= byMs) {
+        state.status = 'failed'
+        state.decidedAtMs = Math.round(nowMs)
+        state.reason = reason
+      }
+    }
+  }
+
+  private finished (): boolean {
+    return this.appliedThrough === this.init.scenario.events.length - 1 &&
+      this.expectations.every(state => state.status !== 'pending') &&
+      this.init.timeline.now() >= this.init.scenario.run.minDurationMs
+  }
+
+  private async waitForBackground (timeoutMs: number): Promise<void> {
+    if (this.background.size === 0) {
+      return
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined
+    await Promise.race([
+      Promise.allSettled([...this.background]),
+      new Promise(resolve => { timer = setTimeout(resolve, timeoutMs) })
+    ])
+    clearTimeout(timer)
+  }
+}
