@@ -170,7 +170,11 @@ export class SubscriptionManager {
     return { subscription: name, removed }
   }
 
-  /** Calls `listener` with the tag's record digest after each automatic pull. Returns a function that unsubscribes. */
+  /**
+   * Calls `listener` with the digest of the tag's record after each pull this
+   * manager completes: automatic ones and those of a local rollback.
+   * Returns a function that unsubscribes.
+   */
   onPulled (listener: PulledListener): () => void {
     this.listeners.add(listener)
     return () => { this.listeners.delete(listener) }

@@ -232,6 +232,9 @@ export class GarbageCollector {
       return false
     }
 
+    // NOTE: a pull that has just found this blob stored, and not touched it
+    // yet, can still lose it between this check and the unlink. Its next
+    // step then fails, and a retry fetches the blob again.
     const now = await this.init.store.stat(candidate.digest)
     if (now?.lastUsedMs !== candidate.lastUsedMs) {
       return false

@@ -27,7 +27,7 @@ async function sleep (ms: number): Promise<void> {
   await new Promise(resolve => setTimeout(resolve, ms))
 }
 
-/** Polls `condition` every 100 ms until it returns true, failing after `timeoutMs` with `what` and the last value seen. */
+/** Polls `condition` every 100 ms until it returns true; throws an error naming `what` after `timeoutMs`. */
 export async function waitFor (condition: () => Promise<boolean>, what: string, timeoutMs = PULL_WAIT_MS): Promise<void> {
   const deadline = Date.now() + timeoutMs
   while (!await condition()) {

@@ -181,7 +181,7 @@ describe('subscriptions pull queue', function () {
     pull.calls[3]?.settle()
     await waitFor(() => queue.status('demo/httpd', 'stable').state === 'idle', 'the queue to go idle')
 
-    // Delays of 40, 80 and 160 ms with 20 % jitter.
+    // The first two retry delays are 40 and 80 ms, each with up to 20 % jitter.
     const firstGapMs = (startedAt[1] ?? 0) - (startedAt[0] ?? 0)
     const secondGapMs = (startedAt[2] ?? 0) - (startedAt[1] ?? 0)
     expect(firstGapMs).to.be.at.least(30)
