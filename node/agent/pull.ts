@@ -3,6 +3,7 @@
  * manifest, the platform manifests the caller selected, then configs and
  * layers, and optionally export the image as an OCI image layout.
  */
+import { setMaxListeners } from 'node:events'
 import { logger } from '@libp2p/logger'
 import { parseReference, type ImageReference } from '../../protocol/reference.js'
 import { exportImage } from '../image/export.js'
@@ -61,6 +62,11 @@ export async function resolveTag (context: AgentContext, repository: string, tag
 export async function pullImage (context: AgentContext, reference: string, options: PullOptions = {}): Promise<PullResult> {
   const parsed = parseReference(reference)
   const before = { ...context.fetcher.stats }
+
+  // Every blob fetch of this pull, and every stream it opens, listens on this signal.
+  if (options.signal != null) {
+    setMaxListeners(Infinity, options.signal)
+  }
 
   try {
     return await pullParsed(context, parsed, reference, options, before)

@@ -20,6 +20,9 @@ import type { AbortOptions, PeerId } from '@libp2p/interface'
 
 const log = logger('kilomesh:fetch')
 
+/** Source discoveries that may find no holder at all before a fetch fails (about 1.5 s of backoff). */
+const MAX_EMPTY_ROUNDS = 4
+
 /** Recent sources remembered and tried first. */
 const MAX_RECENT_SOURCES = 2
 
@@ -40,11 +43,15 @@ function shuffle<T> (items: T[]): T[] {
 
 async function sleep (ms: number, signal?: AbortSignal): Promise<void> {
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(resolve, ms)
-    signal?.addEventListener('abort', () => {
+    const onAbort = (): void => {
       clearTimeout(timer)
-      reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'))
-    }, { once: true })
+      reject(signal?.reason instanceof Error ? signal.reason : new Error('aborted'))
+    }
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort)
+      resolve()
+    }, ms)
+    signal?.addEventListener('abort', onAbort, { once: true })
   })
 }
 
@@ -102,9 +109,16 @@ export class BlobFetcher {
     }
     const { signal } = options
     signal.throwIfAborted()
-    return Promise.race([transfer, new Promise<never>((_resolve, reject) => {
-      signal.addEventListener('abort', () => { reject(signal.reason instanceof Error ? signal.reason : new Error('fetch aborted')) }, { once: true })
-    })])
+    let onAbort = (): void => {}
+    const aborted = new Promise<never>((_resolve, reject) => {
+      onAbort = () => { reject(signal.reason instanceof Error ? signal.reason : new Error('fetch aborted')) }
+      signal.addEventListener('abort', onAbort, { once: true })
+    })
+    try {
+      return await Promise.race([transfer, aborted])
+    } finally {
+      signal.removeEventListener('abort', onAbort)
+    }
   }
 
   private async transfer (digest: OciDigest, options: FetchOptions): Promise<BlobInfo> {
@@ -122,6 +136,7 @@ export class BlobFetcher {
     }
     let busyDelayMs = BUSY_RETRY_INITIAL_MS
     let rounds = 0
+    let emptyRounds = 0
     let resumable = true
     let writer: BlobWriter | undefined
     let contributors: string[] = []
@@ -140,11 +155,13 @@ export class BlobFetcher {
           const found = await this.sources.find(digest, tried, { signal })
           queue.push(...shuffle(found.ready))
           if (queue.length === 0) {
-            if (found.busy.length === 0) {
+            // During a rollout a blob may not be provided anywhere yet, so an
+            // empty answer is asked again a few times before giving up.
+            if (found.busy.length === 0 && ++emptyRounds > MAX_EMPTY_ROUNDS) {
               break
             }
-            // Every holder is at its upload budget; new holders appear as they finish.
-            log('all %d holders of %s are busy, asking again in %d ms', found.busy.length, digest, busyDelayMs)
+            // Every holder is busy or none is known yet; new holders appear as fetches finish.
+            log('%d holders of %s are busy, asking again in %d ms', found.busy.length, digest, busyDelayMs)
             await sleep(busyDelayMs * (0.5 + Math.random()), signal)
             busyDelayMs = Math.min(busyDelayMs * 2, BUSY_RETRY_MAX_MS)
             continue

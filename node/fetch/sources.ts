@@ -8,6 +8,7 @@ import { logger } from '@libp2p/logger'
 import { digestToCid, type OciDigest } from '../../protocol/digest.js'
 import { BlobResponse } from '../../protocol/messages/blob.js'
 import { requestBlob } from '../net/blob-client.js'
+import { timeoutSignal } from '../net/signals.js'
 import { DEAD_PROVIDER_MS, FIND_PROVIDERS_TIMEOUT_MS, MAX_PROVIDERS_PER_LOOKUP, RESOLVE_TIMEOUT_MS } from '../net/constants.js'
 import type { KilomeshLibp2p } from '../net/libp2p.js'
 import type { PeerPenalties } from './penalties.js'
@@ -78,8 +79,22 @@ export class SourceFinder {
   }
 
   private async ask (peers: PeerId[], digest: OciDigest, found: FoundSources, options: AbortOptions): Promise<void> {
-    const signal = AbortSignal.any([AbortSignal.timeout(RESOLVE_TIMEOUT_MS), ...(options.signal != null ? [options.signal] : [])])
+    const signal = timeoutSignal(RESOLVE_TIMEOUT_MS, options.signal)
     await Promise.all(peers.map(async peer => {
+      // Only a failed dial says the peer is gone; a failed stream on a live
+      // connection (a reset, a stream limit) says nothing about next time.
+      if (this.node.getConnections(peer).length === 0) {
+        try {
+          await this.node.dial(peer, { signal })
+        } catch (err: any) {
+          if (options.signal?.aborted !== true) {
+            log('provider %p is unreachable, skipping it for %d ms: %s', peer, DEAD_PROVIDER_MS, err.message)
+            this.markDead(peer.toString())
+          }
+          return
+        }
+      }
+
       try {
         const reply = await requestBlob(this.node, peer, digest, 0, { signal, headerOnly: true })
         if (reply.status === BlobResponse.Status.OK) {
@@ -88,18 +103,13 @@ export class SourceFinder {
           found.busy.push(peer)
         }
       } catch (err: any) {
-        if (options.signal?.aborted !== true && !this.node.getPeers().some(connected => connected.equals(peer))) {
-          log('provider %p is unreachable, skipping it for %d ms: %s', peer, DEAD_PROVIDER_MS, err.message)
-          this.markDead(peer.toString())
-        } else {
-          log.trace('%p did not answer whether it holds %s: %e', peer, digest, err)
-        }
+        log.trace('%p did not answer whether it holds %s: %e', peer, digest, err)
       }
     }))
   }
 
   private async findProviders (digest: OciDigest, options: AbortOptions): Promise<PeerId[]> {
-    const signal = AbortSignal.any([AbortSignal.timeout(FIND_PROVIDERS_TIMEOUT_MS), ...(options.signal != null ? [options.signal] : [])])
+    const signal = timeoutSignal(FIND_PROVIDERS_TIMEOUT_MS, options.signal)
     const providers: PeerId[] = []
     this.stats.providerLookups++
 

@@ -8,6 +8,7 @@ import { pbStream } from '@libp2p/utils'
 import { MAX_MESSAGE_BYTES, MAX_RESOLVE_RECORDS, RESOLVE_PROTOCOL } from '../../protocol/constants.js'
 import { ResolveRequest, ResolveResponse } from '../../protocol/messages/resolve.js'
 import { isRepository, isTag } from '../../protocol/reference.js'
+import { timeoutSignal } from './signals.js'
 import { MAX_INBOUND_RESOLVE_STREAMS, REQUEST_TIMEOUT_MS, RESOLVE_TIMEOUT_MS } from './constants.js'
 import type { Catalog } from '../catalog/catalog.js'
 import type { KilomeshLibp2p } from './libp2p.js'
@@ -46,7 +47,7 @@ export async function handleResolve (node: KilomeshLibp2p, catalog: Catalog): Pr
  * record is the one that won, as the first sources to fetch from.
  */
 export async function resolveFromPeers (node: KilomeshLibp2p, catalog: Catalog, repository: string, tag: string, options: AbortOptions = {}): Promise<PeerId[]> {
-  const signal = AbortSignal.any([AbortSignal.timeout(RESOLVE_TIMEOUT_MS), ...(options.signal != null ? [options.signal] : [])])
+  const signal = timeoutSignal(RESOLVE_TIMEOUT_MS, options.signal)
   const answers: Array<{ peer: PeerId, envelope: Uint8Array }> = []
 
   await Promise.all(node.getPeers().map(async peer => {
