@@ -11,13 +11,16 @@ export const V1 = 'sha256:b00a22a43573e6deb217672d8fad3294e1a02e7d984c5a072d2044
 export const V2 = 'sha256:0ea58ed57cbc25be2db9222d31e8a50e31e55e489df4b15d0380714122999f10'
 export const BUSYBOX_AMD64 = 'sha256:15cdd45bae16e02d67b6126196337f6ac2e3fd5cb5ae43c9b5f53c2816a93d79'
 export const BUSYBOX_ARM64 = 'sha256:89f5a47f98b36d5b49826fe6a45522394f15f45fd43bfc6e6d12a248f372c756'
+/** The multi-platform index of busybox: linux/amd64 and linux/arm64. */
+export const BUSYBOX_INDEX = 'sha256:603d8711a8f573ba3cc239fe2cf9e88fa11bd1b7e233be98db07d2f2a3c4782b'
 
 /** Image sources for `kilomesh publish --from`, by digest. */
 export const SOURCES: Record<string, string> = {
   [V1]: `${fixture('micro-httpd')}:v1`,
   [V2]: `${fixture('micro-httpd')}:v2`,
   [BUSYBOX_AMD64]: `${fixture('busybox')}:1.35-amd64`,
-  [BUSYBOX_ARM64]: `${fixture('busybox')}:1.35-arm64`
+  [BUSYBOX_ARM64]: `${fixture('busybox')}:1.35-arm64`,
+  [BUSYBOX_INDEX]: `${fixture('busybox')}:1.35`
 }
 
 /** Default time a test waits for an agent to pull, in ms. */

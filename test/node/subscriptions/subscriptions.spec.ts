@@ -3,7 +3,8 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { cleanUp, createDataDir, runCliOk, startAgent, type TestAgent } from '../../utils/agents.js'
 import { blobNames } from '../../utils/layout.js'
-import { BUSYBOX_AMD64, V1, V2, addressOf, knowsTag, publish, readConfig, refDigest, subscriptionViews, waitForRef } from './helpers.js'
+import { localPlatform } from '../../../node/image/platform.js'
+import { BUSYBOX_AMD64, BUSYBOX_ARM64, BUSYBOX_INDEX, V1, V2, addressOf, knowsTag, publish, readConfig, refDigest, subscriptionViews, waitForRef } from './helpers.js'
 
 describe('subscriptions across agents', function () {
   this.timeout(180_000)
@@ -109,6 +110,26 @@ describe('subscriptions across agents', function () {
     expect(await refDigest(subscriber, 'demo/tools:c')).to.equal(undefined)
     expect(await runCliOk(['subscriptions', '--json', '--dir', subscriber.dir])).to.not.contain('demo/tools')
     expect((await readConfig(subscriber)).subscriptions).to.deep.equal(['demo/httpd:stable'])
+  })
+
+  it('pulls only the local platform of an index', async function () {
+    const { os, architecture } = localPlatform()
+    const expected = os === 'linux' && architecture === 'amd64' ? BUSYBOX_AMD64 : os === 'linux' && architecture === 'arm64' ? BUSYBOX_ARM64 : undefined
+    if (expected == null) {
+      this.skip()
+    }
+    const other = expected === BUSYBOX_AMD64 ? BUSYBOX_ARM64 : BUSYBOX_AMD64
+    await runCliOk(['subscribe', 'library/busybox:1.35', '--dir', subscriber.dir])
+
+    await publish(publisher, 'library/busybox:1.35', BUSYBOX_INDEX)
+
+    // index.json names the platform's manifest, as skopeo copy without --all does, and the pin is the index.
+    await waitForRef(subscriber, 'library/busybox:1.35', expected)
+    const names = await blobNames(subscriber.dir)
+    expect(names).to.include(BUSYBOX_INDEX.slice('sha256:'.length))
+    expect(names).to.not.include(other.slice('sha256:'.length))
+    const view = (await subscriptionViews(subscriber)).find(entry => entry.subscription === 'library/busybox:1.35')
+    expect(view?.tags[0]?.current).to.equal(BUSYBOX_INDEX)
   })
 
   it('lists config.json subscriptions while no agent runs', async () => {
