@@ -233,8 +233,9 @@ export class GarbageCollector {
     }
 
     // NOTE: a pull that has just found this blob stored, and not touched it
-    // yet, can still lose it between this check and the unlink. Its next
-    // step then fails, and a retry fetches the blob again.
+    // yet, can still lose it between this check and the unlink. That pull
+    // then fails: a subscription pull retries and fetches the blob again,
+    // but a manual pull or registry push has to be run again.
     const now = await this.init.store.stat(candidate.digest)
     if (now?.lastUsedMs !== candidate.lastUsedMs) {
       return false
