@@ -29,6 +29,7 @@ import { BlobStore } from '../store/blob-store.js'
 import { OciLayout } from '../store/layout.js'
 import { isProcessAlive, readAgentFile, removeAgentFile, writeAgentFile, type AgentFile } from './agent-file.js'
 import { SubscriptionManager } from './subscriptions.js'
+import { SyncRelay } from './sync-relay.js'
 import { PeerBlocklist } from './test-hooks.js'
 import type { PrivateKey } from '@libp2p/interface'
 import type { Datastore } from 'interface-datastore'
@@ -229,6 +230,8 @@ export class Agent {
     connectivity.start(bootstrap)
 
     const sync = node.services.catalogSync as CatalogSync
+    const relay = new SyncRelay(node, sync)
+    relay.start()
     const context: AgentContext = { dir: options.dir, paths, config, privateKey, peerId, node, store, layout, catalog, fetcher, penalties, announcer, blobServer, providers, connectivity, subscriptions, startedAtMs, sync, blocklist }
     const agent = new Agent(context, options)
 
@@ -238,6 +241,7 @@ export class Agent {
     agent.stoppers.push(async () => { await blobServer.stop() })
     agent.stoppers.push(async () => { announcer.stop() })
     agent.stoppers.push(async () => { connectivity.stop() })
+    agent.stoppers.push(async () => { relay.stop() })
     agent.stoppers.push(async () => { providers.stop() })
     agent.stoppers.push(async () => { fetcher.sources.stop() })
     agent.stoppers.push(async () => { await subscriptions.stop() })
