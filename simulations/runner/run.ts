@@ -22,6 +22,7 @@ import { HoldingTracker } from './holdings.js'
 import { prepareImages } from './images.js'
 import { Recorder } from './recorder.js'
 import { Timeline } from './timeline.js'
+import { catchUncaught } from './uncaught.js'
 import type { Series, SimulationMetrics } from '../metrics.js'
 import type { Scenario } from '../scenario/types.js'
 import type { AbortOptions } from '@libp2p/interface'
@@ -102,11 +103,17 @@ export async function runScenario (input: Scenario, options: RunOptions = {}): P
   const reportDir = options.reportDir != null ? resolve(options.reportDir) : await mkdtemp(join(tmpdir(), `kilomesh-sim-report-${scenario.name}-`))
   await mkdir(reportDir, { recursive: true })
   let fleet: Fleet | undefined
+  const uncaught: string[] = []
+  let stopCatching = (): void => {}
 
   try {
     const images = await prepareImages(scenario.images, workDir, options)
     const network = new SimNetwork(scenario.link, scenario.links, scenario.seed)
     const timeline = new Timeline(performance.now(), print, images)
+    stopCatching = catchUncaught(text => {
+      uncaught.push(text)
+      timeline.add('error', text)
+    })
     const holdings = new HoldingTracker(watchedRefs(scenario))
 
     fleet = new Fleet({
@@ -139,9 +146,10 @@ export async function runScenario (input: Scenario, options: RunOptions = {}): P
     driver.summarise()
 
     await fleet.shutdown(scenario.run.stopTimeoutMs)
+    const failures = [...driver.failures, ...uncaught]
     const metrics: SimulationMetrics = {
       scenario: { name: scenario.name, description: scenario.description, file: scenario.file, seed: scenario.seed, nodes: scenario.nodes, maxNodes: scenario.maxNodes, transport: scenario.transport, topology: scenario.topology, link: scenario.link },
-      run: { startedAt: startedAt.toISOString(), setupMs: Math.round(setupMs), durationMs: Math.round(durationMs), linksMissingAtStart: missing, passed: driver.failures.length === 0, failures: driver.failures, peakRssBytes: recorder.peakRssBytes, timingNote: TIMING_NOTE },
+      run: { startedAt: startedAt.toISOString(), setupMs: Math.round(setupMs), durationMs: Math.round(durationMs), linksMissingAtStart: missing, passed: failures.length === 0, failures, peakRssBytes: recorder.peakRssBytes, timingNote: TIMING_NOTE },
       expectations: driver.expectations.map(state => ({ index: state.expectation.index, text: state.text, byMs: state.expectation.byMs, status: state.status, decidedAtMs: state.decidedAtMs, reason: state.reason })),
       events: driver.events,
       nodes: recorder.nodeRecords(),
@@ -156,10 +164,11 @@ export async function runScenario (input: Scenario, options: RunOptions = {}): P
     await writeFile(reportPath, renderReport(metrics))
     log('run of %s finished: %s', scenario.name, metrics.run.passed ? 'passed' : 'failed')
 
-    return { passed: metrics.run.passed, failures: driver.failures, reportDir, metricsPath, reportPath, workDir, metrics }
+    return { passed: metrics.run.passed, failures, reportDir, metricsPath, reportPath, workDir, metrics }
   } finally {
     // Reached with running nodes only when setup failed or the run was aborted.
     await fleet?.shutdown(scenario.run.stopTimeoutMs)
+    stopCatching()
     if (options.keepData !== true) {
       await rm(workDir, { recursive: true, force: true })
     }
