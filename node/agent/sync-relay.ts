@@ -3,9 +3,9 @@
  * gossiped again, so without this an agent's neighbours learn them only at
  * their next periodic sync (every 30 s by default), one hop per period. After
  * a session that applied new records, the relay syncs with a few other
- * connected peers at once; they do the same, so a healed island converges in
- * a few round trips per hop. A session that brings nothing new triggers
- * nothing, so the relaying stops by itself.
+ * connected peers, one after the other. They do the same, so a healed island
+ * converges in a few round trips per hop. A session that brings nothing new
+ * triggers nothing, so the relaying stops by itself.
  */
 import { logger } from '@libp2p/logger'
 import { SyncBusyError } from '../sync/errors.js'
