@@ -26,6 +26,8 @@ export interface PullOptions extends AbortOptions {
   /** Platform to take from an index; the local platform when omitted. */
   platform?: Platform | 'all'
   onProgress?: (progress: FetchProgress) => void
+  /** How long each blob fetch keeps looking when no peer holds it yet; see FetchOptions. */
+  waitForSourcesMs?: number
 }
 
 export interface PullResult {
@@ -99,7 +101,8 @@ async function pullParsed (context: AgentContext, parsed: ImageReference, refere
       signal: options.signal,
       sizeBytes: descriptor.size >= 0 ? descriptor.size : undefined,
       preferredPeers: sources,
-      onProgress: options.onProgress
+      onProgress: options.onProgress,
+      waitForSourcesMs: options.waitForSourcesMs
     })
     await context.store.touch(descriptor.digest)
   }

@@ -37,6 +37,9 @@ const log = logger('kilomesh:subscriptions')
 /** Maximum time of one automatic pull attempt, in ms; a longer attempt is aborted and retried. */
 export const PULL_ATTEMPT_TIMEOUT_MS = 10 * 60 * 1000
 
+/** How long an automatic pull keeps looking for holders of each blob, in ms. */
+const SUBSCRIPTION_WAIT_FOR_SOURCES_MS = 60_000
+
 export type PulledListener = (repository: string, tag: string, digest: OciDigest) => void
 
 export interface SubscriptionComponents {
@@ -329,7 +332,8 @@ export class SubscriptionManager {
     }
 
     const attemptSignal = AbortSignal.any([signal, AbortSignal.timeout(PULL_ATTEMPT_TIMEOUT_MS)])
-    const result = await pullImage(context, `${repository}@${version.digest}`, { platform: localPlatform(), signal: attemptSignal })
+    // The tag is known to exist, so holders appear as the rollout spreads: keep looking for them.
+    const result = await pullImage(context, `${repository}@${version.digest}`, { platform: localPlatform(), signal: attemptSignal, waitForSourcesMs: SUBSCRIPTION_WAIT_FOR_SOURCES_MS })
 
     // A newer version may have superseded this one while the pull finished.
     signal.throwIfAborted()

@@ -11,6 +11,7 @@ import { BlobResponse } from '../../protocol/messages/blob.js'
 import { requestBlob } from '../net/blob-client.js'
 import { BUSY_RETRY_INITIAL_MS, BUSY_RETRY_MAX_MS, STALL_TIMEOUT_MS } from '../net/constants.js'
 import { NoSourceError, StallError } from './errors.js'
+import { shuffle } from './random.js'
 import { SourceFinder } from './sources.js'
 import type { OciDigest } from '../../protocol/digest.js'
 import type { KilomeshLibp2p } from '../net/libp2p.js'
@@ -20,26 +21,15 @@ import type { AbortOptions, PeerId } from '@libp2p/interface'
 
 const log = logger('kilomesh:fetch')
 
-/** Source discoveries that may find no holder at all before a fetch fails (about 1.5 s of backoff). */
-const MAX_EMPTY_ROUNDS = 4
+/** How long a fetch keeps looking for a holder when none is known, unless the caller says otherwise. */
+const DEFAULT_WAIT_FOR_SOURCES_MS = 1_500
 
 /** Recent sources remembered and tried first. */
 const MAX_RECENT_SOURCES = 2
 
-/** Rounds of source discovery one transfer may run; each needs a new or no-longer-busy source. */
-const MAX_SOURCE_ROUNDS = 200
+/** Rounds of source discovery one transfer may run, whatever the waits allow. */
+const MAX_SOURCE_ROUNDS = 1_000
 
-/** Returns the array in random order, so that many fetchers spread over the holders. */
-function shuffle<T> (items: T[]): T[] {
-  const copy = [...items]
-  for (let i = copy.length - 1; i > 0; i--) {
-    const j = Math.floor(Math.random() * (i + 1))
-    const item = copy[i] as T
-    copy[i] = copy[j] as T
-    copy[j] = item
-  }
-  return copy
-}
 
 async function sleep (ms: number, signal?: AbortSignal): Promise<void> {
   await new Promise<void>((resolve, reject) => {
@@ -68,6 +58,12 @@ export interface FetchOptions extends AbortOptions {
   /** Peers to try first, such as the peer that served the manifest. */
   preferredPeers?: PeerId[]
   onProgress?: (progress: FetchProgress) => void
+  /**
+   * How long to keep looking when no peer holds the blob yet, in ms. A
+   * rollout's pulls pass a long wait, because holders appear as others finish.
+   * @default DEFAULT_WAIT_FOR_SOURCES_MS
+   */
+  waitForSourcesMs?: number
 }
 
 /** Counters of what the fetcher received, for status output and metrics. */
@@ -136,7 +132,7 @@ export class BlobFetcher {
     }
     let busyDelayMs = BUSY_RETRY_INITIAL_MS
     let rounds = 0
-    let emptyRounds = 0
+    const waitUntilMs = Date.now() + (options.waitForSourcesMs ?? DEFAULT_WAIT_FOR_SOURCES_MS)
     let resumable = true
     let writer: BlobWriter | undefined
     let contributors: string[] = []
@@ -156,8 +152,8 @@ export class BlobFetcher {
           queue.push(...shuffle(found.ready))
           if (queue.length === 0) {
             // During a rollout a blob may not be provided anywhere yet, so an
-            // empty answer is asked again a few times before giving up.
-            if (found.busy.length === 0 && ++emptyRounds > MAX_EMPTY_ROUNDS) {
+            // empty answer is asked again until the wait for sources runs out.
+            if (found.busy.length === 0 && Date.now() >= waitUntilMs) {
               break
             }
             // Every holder is busy or none is known yet; new holders appear as fetches finish.

@@ -4,17 +4,23 @@
  * dialled is skipped until it connects again or its mark expires, so a peer
  * that left costs one failed attempt, not one per stale record.
  */
+import { setMaxListeners } from 'node:events'
 import { logger } from '@libp2p/logger'
 import { digestToCid, type OciDigest } from '../../protocol/digest.js'
 import { BlobResponse } from '../../protocol/messages/blob.js'
 import { requestBlob } from '../net/blob-client.js'
 import { timeoutSignal } from '../net/signals.js'
+import { sample } from './random.js'
 import { DEAD_PROVIDER_MS, FIND_PROVIDERS_TIMEOUT_MS, MAX_PROVIDERS_PER_LOOKUP, RESOLVE_TIMEOUT_MS } from '../net/constants.js'
 import type { KilomeshLibp2p } from '../net/libp2p.js'
 import type { PeerPenalties } from './penalties.js'
 import type { AbortOptions, PeerId } from '@libp2p/interface'
 
 const log = logger('kilomesh:sources')
+
+/** Connected peers asked per discovery round whether they hold a blob. */
+const MAX_PROBED_PEERS = 8
+
 
 /** Holders that can serve now, and holders that answered BUSY. */
 export interface FoundSources {
@@ -66,16 +72,59 @@ export class SourceFinder {
       return !exclude.has(name) && !this.penalties.isPenalised(name) && !peer.equals(this.node.peerId)
     }
 
-    await this.ask(this.node.getPeers().filter(usable), digest, found, options)
+    // Each probe is a stream, so a well-connected agent asks a random sample
+    // of its peers per round rather than all of them.
+    await this.ask(sample(this.node.getPeers().filter(usable), MAX_PROBED_PEERS), digest, found, options)
     if (found.ready.length > 0 || this.node.services.dht == null) {
       return found
     }
 
-    const connected = new Set(this.node.getPeers().map(peer => peer.toString()))
-    const providers = (await this.findProviders(digest, options))
-      .filter(peer => usable(peer) && !connected.has(peer.toString()) && !this.isDead(peer.toString()))
-    await this.ask(providers, digest, found, options)
+    await this.askProviders(digest, usable, found, options)
     return found
+  }
+
+  /**
+   * Asks each DHT provider as the lookup yields it, and stops the lookup as
+   * soon as one can serve, instead of waiting for the whole query to finish.
+   */
+  private async askProviders (digest: OciDigest, usable: (peer: PeerId) => boolean, found: FoundSources, options: AbortOptions): Promise<void> {
+    const connected = new Set(this.node.getPeers().map(peer => peer.toString()))
+    const lookup = new AbortController()
+    const signal = AbortSignal.any([lookup.signal, timeoutSignal(FIND_PROVIDERS_TIMEOUT_MS, options.signal)])
+    setMaxListeners(Infinity, signal)
+    const seen = new Set<string>()
+    const asks: Array<Promise<void>> = []
+    this.stats.providerLookups++
+
+    try {
+      for await (const provider of this.node.contentRouting.findProviders(digestToCid(digest), { signal })) {
+        const name = provider.id.toString()
+        if (seen.has(name) || !usable(provider.id) || connected.has(name) || this.isDead(name)) {
+          continue
+        }
+        seen.add(name)
+        this.stats.providersFound++
+        if (provider.multiaddrs.length > 0) {
+          await this.node.peerStore.merge(provider.id, { multiaddrs: provider.multiaddrs })
+        }
+        asks.push(this.ask([provider.id], digest, found, options).then(() => {
+          if (found.ready.length > 0) {
+            lookup.abort()
+          }
+        }))
+        if (seen.size >= MAX_PROVIDERS_PER_LOOKUP) {
+          break
+        }
+      }
+    } catch (err: any) {
+      if (options.signal?.aborted === true) {
+        throw err
+      }
+      log.trace('provider lookup for %s ended: %e', digest, err)
+    }
+
+    await Promise.all(asks)
+    log.trace('asked %d providers of %s: %d ready, %d busy', seen.size, digest, found.ready.length, found.busy.length)
   }
 
   private async ask (peers: PeerId[], digest: OciDigest, found: FoundSources, options: AbortOptions): Promise<void> {
@@ -106,34 +155,5 @@ export class SourceFinder {
         log.trace('%p did not answer whether it holds %s: %e', peer, digest, err)
       }
     }))
-  }
-
-  private async findProviders (digest: OciDigest, options: AbortOptions): Promise<PeerId[]> {
-    const signal = timeoutSignal(FIND_PROVIDERS_TIMEOUT_MS, options.signal)
-    const providers: PeerId[] = []
-    this.stats.providerLookups++
-
-    try {
-      for await (const provider of this.node.contentRouting.findProviders(digestToCid(digest), { signal })) {
-        if (provider.multiaddrs.length > 0) {
-          await this.node.peerStore.merge(provider.id, { multiaddrs: provider.multiaddrs })
-        }
-        if (!providers.some(peer => peer.equals(provider.id))) {
-          providers.push(provider.id)
-        }
-        if (providers.length >= MAX_PROVIDERS_PER_LOOKUP) {
-          break
-        }
-      }
-    } catch (err: any) {
-      if (options.signal?.aborted === true) {
-        throw err
-      }
-      log.trace('provider lookup for %s ended: %e', digest, err)
-    }
-
-    this.stats.providersFound += providers.length
-    log.trace('found %d providers of %s', providers.length, digest)
-    return providers
   }
 }

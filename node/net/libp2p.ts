@@ -26,6 +26,12 @@ export interface KilomeshServices {
   [name: string]: unknown
 }
 
+/** Ping streams allowed at once per connection, each way. */
+const MAX_PING_STREAMS = 4
+
+/** Shortest time the connection monitor waits for a ping before it closes the connection. */
+const PING_MIN_TIMEOUT_MS = 10_000
+
 /** Protocol of kilomesh's private Kademlia DHT, kept apart from the public IPFS DHT. */
 export const DHT_PROTOCOL = '/kilomesh/kad/1.0.0'
 
@@ -70,6 +76,13 @@ export async function createKilomeshNode (init: NodeInit): Promise<KilomeshLibp2
     },
     connectionProtector: init.connectionProtector,
     transportManager: { faultTolerance: FaultTolerance.NO_FATAL },
+    // A ping stream still open from the last round made the next one fail
+    // with a stream limit of 1, and the failed ping then aborted a healthy
+    // connection; under load that churned connections in a loop. Allow a
+    // few ping streams and a longer minimum ping timeout.
+    connectionMonitor: {
+      pingTimeout: { minTimeout: PING_MIN_TIMEOUT_MS }
+    },
     connectionManager: {
       // Many agents share one address on loopback and in simulations; without
       // this, libp2p's per-host inbound rate limit rejects their connections.
@@ -77,7 +90,7 @@ export async function createKilomeshNode (init: NodeInit): Promise<KilomeshLibp2
     },
     services: {
       identify: identify(),
-      ping: ping(),
+      ping: ping({ maxInboundStreams: MAX_PING_STREAMS, maxOutboundStreams: MAX_PING_STREAMS }),
       pubsub: gossipsub({
         allowPublishToZeroTopicPeers: true,
         emitSelf: false,
