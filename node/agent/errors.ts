@@ -11,3 +11,9 @@ export class PullTimeoutError extends Error {
   static override readonly name = 'PullTimeoutError'
   override readonly name = 'PullTimeoutError'
 }
+
+/** A tag has no older version in the catalog's history to go back to. */
+export class NoPreviousVersionError extends Error {
+  static override readonly name = 'NoPreviousVersionError'
+  override readonly name = 'NoPreviousVersionError'
+}

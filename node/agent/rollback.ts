@@ -5,6 +5,7 @@
  * `local`, only this device goes back, and stays there until a version newer
  * than the one rolled back from is published.
  */
+import { NoPreviousVersionError } from './errors.js'
 import { logger } from '@libp2p/logger'
 import { compareHlc, formatHlc } from '../../protocol/hlc.js'
 import { parseReference } from '../../protocol/reference.js'
@@ -18,12 +19,6 @@ import type { Catalog } from '../catalog/catalog.js'
 import type { AbortOptions } from '@libp2p/interface'
 
 const log = logger('kilomesh:rollback')
-
-/** A tag has no older version in the catalog's history to go back to. */
-export class NoPreviousVersionError extends Error {
-  static override readonly name = 'NoPreviousVersionError'
-  override readonly name = 'NoPreviousVersionError'
-}
 
 /** Returns the newest record of a tag older than the one with `digest`, skipping tombstones and that digest. */
 export function findPreviousRecord (catalog: Catalog, repository: string, tag: string, digest: OciDigest | null): SignedTagRecord | undefined {

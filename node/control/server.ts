@@ -27,7 +27,8 @@ const STATUS_BY_ERROR: Record<string, number> = {
   TagNotFoundError: 404,
   NoSourceError: 404,
   BlobNotFoundError: 404,
-  PullTimeoutError: 504
+  PullTimeoutError: 504,
+  NoPreviousVersionError: 409
 }
 
 export class ControlServer {
