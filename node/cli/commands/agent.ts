@@ -7,7 +7,7 @@ export const agentCommand: Command = {
   name: 'agent',
   summary: 'run the agent in the foreground',
   help: `Usage: kilomesh agent [--dir DIR] [--listen MULTIADDR]... [--bootstrap MULTIADDR]... [--registry HOST:PORT|off]
-                      [--swarm-key FILE] [--max-storage SIZE]
+                      [--no-mdns] [--swarm-key FILE] [--max-storage SIZE]
 
 Runs this device's agent until SIGINT or SIGTERM. When it is ready it writes
 DIR/agent.json with its peer ID, bound addresses, control socket and registry
