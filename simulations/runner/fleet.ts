@@ -26,6 +26,7 @@ export interface FleetInit {
   choiceRandom: SeededRandom
   /** Called after every start of a node, for listeners the runner attaches. */
   onStarted: (node: SimNode) => void
+  faultLayer: boolean
 }
 
 export class Fleet {
@@ -154,7 +155,8 @@ export class Fleet {
       transport: this.init.scenario.transport,
       network: this.init.network,
       seed: this.init.scenario.seed,
-      agentOptions: this.init.scenario.agent
+      agentOptions: this.init.scenario.agent,
+      faultLayer: this.init.faultLayer
     }
     const node = new SimNode(init)
     await node.prepare(this.trust)

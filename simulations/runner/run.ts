@@ -38,6 +38,12 @@ export interface RunOptions extends AbortOptions {
   keepData?: boolean
   /** Replaces the scenario's transport, for comparing memory links with loopback TCP. */
   transport?: Scenario['transport']
+  /**
+   * Wrap connections in the fault layer (delay, bandwidth, cuts, wire byte
+   * counts). Only overhead measurements turn it off; cuts then have no
+   * effect and wire bytes read 0. @default true
+   */
+  faultLayer?: boolean
 }
 
 export interface SimulationResult {
@@ -123,7 +129,8 @@ export async function runScenario (input: Scenario, options: RunOptions = {}): P
       runId: `sim-${randomBytes(4).toString('hex')}`,
       topologyRandom: SeededRandom.fork(scenario.seed, 'topology'),
       choiceRandom: SeededRandom.fork(scenario.seed, 'choices'),
-      onStarted: node => { holdings.attach(node) }
+      onStarted: node => { holdings.attach(node) },
+      faultLayer: options.faultLayer !== false
     })
     const recorder = new Recorder(fleet, network, holdings, images, seriesOf(scenario))
     holdings.addListener(change => {

@@ -43,6 +43,8 @@ export interface SimNodeInit {
   seed: number
   /** Options passed through to Agent.start. */
   agentOptions: { dht?: boolean, minConnections?: number }
+  /** Wrap connections in the fault layer; only overhead measurements turn it off, and then cuts have no effect. */
+  faultLayer: boolean
 }
 
 /** Derives node `index`'s identity key from the scenario seed. */
@@ -144,8 +146,8 @@ export class SimNode {
         listen: [this.listenAddress],
         bootstrap,
         transports: [this.init.transport === 'memory' ? memory() : tcp()],
-        connectionGater: this.init.network.gaterFor(this.index),
-        connectionProtector: this.init.network.protectorFor(this.index),
+        connectionGater: this.init.faultLayer ? this.init.network.gaterFor(this.index) : undefined,
+        connectionProtector: this.init.faultLayer ? this.init.network.protectorFor(this.index) : undefined,
         controlApi: false,
         registry: 'off',
         // mDNS would multicast on the machine's real network.

@@ -6,12 +6,13 @@
  * the run goes on. On a device the same error would crash that agent.
  */
 
-/** Lines of a stack trace kept in the failure message. */
+/** Stack frames kept in the failure message. */
 const STACK_LINES = 4
 
 function describe (kind: string, error: unknown): string {
   if (error instanceof Error) {
-    const frames = (error.stack ?? '').split('\n').slice(1, STACK_LINES).map(line => line.trim())
+    // Node's own frames come first for errors such as stream aborts; the first project or package frames say more.
+    const frames = (error.stack ?? '').split('\n').slice(1).map(line => line.trim()).filter(line => !line.includes('node:internal')).slice(0, STACK_LINES)
     return `${kind} in the agent code: ${error.name}: ${error.message}${frames.length > 0 ? ` (${frames.join('; ')})` : ''}`
   }
   return `${kind} in the agent code: ${String(error)}`
