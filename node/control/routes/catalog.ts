@@ -8,9 +8,9 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { formatHlc } from '../../../protocol/hlc.js'
 import { parseReference, parseRepository } from '../../../protocol/reference.js'
 import { deleteTag } from '../../agent/publish.js'
+import { updateConfig } from '../../agent/subscription-config.js'
 import { InvalidTrustEntryError } from '../../catalog/errors.js'
 import { matchesPattern, type TrustEntry, type TrustMode, type TrustPolicy } from '../../catalog/trust.js'
-import { loadConfig, saveConfig } from '../../config/config.js'
 import { RequestError, optionalString, requireString, type ControlRoute } from '../route.js'
 import type { AgentContext } from '../../agent/agent.js'
 import type { CatalogStats } from '../../catalog/catalog.js'
@@ -122,29 +122,28 @@ function trustView (trust: TrustPolicy): TrustView {
   return { mode: trust.mode, entries: trust.entries(), owners: trust.listOwners().sort((a, b) => a.repository.localeCompare(b.repository)) }
 }
 
-/** Serialises rewrites of config.json by this module, so that two trust changes cannot overwrite each other. */
-let configWrites: Promise<unknown> = Promise.resolve()
-
 /**
  * Applies a change to the running trust policy and writes the policy's
- * entries to config.json, keeping every other key. When the write fails,
+ * entries to config.json, keeping every other key. `updateConfig` runs the
+ * config.json rewrites of this process one at a time, so a trust change and a
+ * subscription change cannot overwrite each other. When the write fails,
  * `undo` restores the running policy so memory and file agree.
  */
 async function changeTrust<T> (configPath: string, trust: TrustPolicy, change: () => T, undo: (result: T) => void): Promise<T> {
-  const task = configWrites.then(async () => {
-    const config = await loadConfig(configPath)
-    const result = change()
-    try {
+  let applied: { result: T } | undefined
+  try {
+    return await updateConfig(configPath, config => {
+      applied = { result: change() }
       const section = config.trust != null && typeof config.trust === 'object' ? config.trust : {}
-      await saveConfig(configPath, { ...config, trust: { ...section, mode: trust.mode, entries: trust.entries() } })
-    } catch (err) {
-      undo(result)
-      throw err
+      config.trust = { ...section, mode: trust.mode, entries: trust.entries() }
+      return applied.result
+    })
+  } catch (err) {
+    if (applied != null) {
+      undo(applied.result)
     }
-    return result
-  })
-  configWrites = task.catch(() => {})
-  return task
+    throw err
+  }
 }
 
 /**
