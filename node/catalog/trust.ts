@@ -54,7 +54,7 @@ function parsePeerId (peerId: string): string {
   try {
     return peerIdFromString(peerId).toString()
   } catch (err) {
-    throw new InvalidTrustEntryError(`invalid publisher peer ID ${JSON.stringify(peerId.slice(0, 100))} in trust entry: ${(err as Error).message}; give the ID that \`kilomesh id\` prints on the publishing device`)
+    throw new InvalidTrustEntryError(`invalid publisher peer ID ${JSON.stringify(peerId.slice(0, 100))} in trust entry: ${(err as Error).message}; give the peer ID that "kilomesh status" prints on the publishing device`)
   }
 }
 

@@ -50,6 +50,18 @@ ${COMMON_HELP}`,
       }
     }
 
+    // Listen for signals before starting: agent.json appears during start, and
+    // a script that reads it may stop the agent at once. Such a stop waits
+    // for the start to finish, then stops cleanly.
+    const stopRequested = new Promise<void>(resolve => {
+      const onSignal = (signal: NodeJS.Signals): void => {
+        console.error(`received ${signal}, stopping`)
+        resolve()
+      }
+      process.once('SIGINT', onSignal)
+      process.once('SIGTERM', onSignal)
+    })
+
     // Loaded here so that the other commands never load libp2p.
     const { Agent } = await import('../../agent/agent.js')
     const { CLOCK_OFFSET_ENV, TEST_HOOKS_ENV, readTestHookEnv } = await import('../../agent/test-hooks.js')
@@ -71,14 +83,7 @@ ${COMMON_HELP}`,
       console.log(`  registry ${agent.registryAddress ?? 'off'}`)
     }
 
-    await new Promise<void>(resolve => {
-      const onSignal = (signal: NodeJS.Signals): void => {
-        console.error(`received ${signal}, stopping`)
-        resolve()
-      }
-      process.once('SIGINT', onSignal)
-      process.once('SIGTERM', onSignal)
-    })
+    await stopRequested
     await agent.stop()
     return 0
   }
