@@ -4,7 +4,7 @@
  * connection and, every `intervalMs`, with one random connected peer.
  */
 import { SYNC_PROTOCOL } from '../../protocol/sync.js'
-import { DEFAULT_SYNC_INTERVAL_MS, MAX_CONCURRENT_SESSIONS, MAX_INBOUND_STREAMS_PER_CONNECTION, SYNC_SESSION_TIMEOUT_MS } from './constants.js'
+import { CONNECT_SYNC_ATTEMPTS, CONNECT_SYNC_RETRY_MS, DEFAULT_SYNC_INTERVAL_MS, MAX_CONCURRENT_SESSIONS, MAX_INBOUND_STREAMS_PER_CONNECTION, SYNC_SESSION_TIMEOUT_MS } from './constants.js'
 import { SyncBusyError } from './errors.js'
 import { runSession, type SessionResult, type SyncRole } from './session.js'
 import { SyncIndex } from './sync-index.js'
@@ -222,9 +222,29 @@ export class CatalogSync implements Startable {
       return
     }
 
-    this.syncWith(connection.remotePeer).catch(err => {
-      this.log('sync on new connection to %p failed: %e', connection.remotePeer, err)
-    })
+    void this.syncOnNewConnection(connection)
+  }
+
+  /**
+   * Syncs over a new connection, retrying a few times when a side was busy
+   * or the session failed, so a heal that opens many connections at once
+   * does not leave peers waiting for the next periodic sync.
+   */
+  private async syncOnNewConnection (connection: Connection): Promise<void> {
+    for (let attempt = 1; attempt <= CONNECT_SYNC_ATTEMPTS; attempt++) {
+      try {
+        await this.syncWith(connection.remotePeer)
+        return
+      } catch (err: any) {
+        if (!this.running || connection.status !== 'open' || attempt === CONNECT_SYNC_ATTEMPTS) {
+          this.log('sync on new connection to %p failed after %d attempt(s): %e', connection.remotePeer, attempt, err)
+          return
+        }
+        const delayMs = CONNECT_SYNC_RETRY_MS * attempt * (0.5 + Math.random())
+        this.log.trace('sync on new connection to %p failed, retrying in %d ms: %e', connection.remotePeer, delayMs, err)
+        await new Promise(resolve => setTimeout(resolve, delayMs).unref?.())
+      }
+    }
   }
 
   private schedulePeriodic (): void {

@@ -20,3 +20,9 @@ export const MAX_CONCURRENT_SESSIONS = 8
 
 /** Most inbound sync streams open at once on one connection. */
 export const MAX_INBOUND_STREAMS_PER_CONNECTION = 2
+
+/** Sessions tried on a new connection before waiting for the periodic sync. */
+export const CONNECT_SYNC_ATTEMPTS = 4
+
+/** Base delay between those tries; it grows with each try and is jittered. */
+export const CONNECT_SYNC_RETRY_MS = 250
