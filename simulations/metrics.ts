@@ -32,6 +32,8 @@ export interface EventRecord {
   text: string
   error?: string
   totalsBefore: Totals
+  /** Payload bytes, streams and writes per protocol, summed over every node, when the event started. */
+  protocolsBefore: Record<string, ProtocolCounters>
 }
 
 export interface ExpectationRecord {

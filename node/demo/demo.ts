@@ -2,8 +2,10 @@
  * `npm run demo`: two agents on loopback, each in a temporary data
  * directory; the first publishes the bundled micro-httpd image, the second
  * pulls it through libp2p and writes it as an OCI image layout, which is
- * kept in the temporary folder for inspection. Every step
- * runs the real `kilomesh` CLI, so the output shows what a user would type.
+ * kept in the temporary folder for inspection. Then twelve simulated devices
+ * run the split-and-heal scenario, and the demo prints where its HTML report
+ * is (it opens nothing). Every step runs the real `kilomesh` CLI, so the
+ * output shows what a user would type.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
@@ -14,6 +16,7 @@ import { fileURLToPath } from 'node:url'
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url))
 const CLI = join(ROOT, 'dist', 'node', 'cli', 'bin.js')
 const IMAGE = join(ROOT, 'test', 'fixtures', 'micro-httpd')
+const SCENARIO = join(ROOT, 'simulations', 'scenarios', 'split-and-heal.yaml')
 const READY_TIMEOUT_MS = 20_000
 
 function step (text: string): void {
@@ -31,6 +34,14 @@ async function kilomesh (args: string[]): Promise<string> {
     throw new Error(`kilomesh ${args[0] ?? ''} exited with status ${code}`)
   }
   return stdout
+}
+
+/** Runs the CLI with its output going straight to the terminal, for long commands; returns the exit code. */
+async function kilomeshLive (args: string[]): Promise<number | null> {
+  console.log(`$ kilomesh ${args.join(' ')}`)
+  // The scenario names its images relative to the repository root.
+  const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] })
+  return new Promise<number | null>(resolve => child.once('close', resolve))
 }
 
 async function startAgent (dir: string, bootstrap?: string): Promise<{ child: ChildProcess, multiaddr: string }> {
@@ -60,6 +71,23 @@ async function startAgent (dir: string, bootstrap?: string): Promise<{ child: Ch
 
 async function main (): Promise<void> {
   const work = await mkdtemp(join(tmpdir(), 'kilomesh-demo-'))
+  const out = await twoDevices(work)
+  const report = join(work, 'simulation')
+
+  step('simulate twelve devices split into two islands, each publishing a version, then healed')
+  const code = await kilomeshLive(['sim', 'run', SCENARIO, '--report', report])
+  if (code !== 0) {
+    console.log(`  the scenario did not pass (exit status ${code}); the report says why`)
+    process.exitCode = 1
+  }
+
+  step(`done: ${out} is an OCI image layout; try "skopeo inspect oci:${out}:v1"`)
+  console.log(`  simulation report: ${join(report, 'report.html')} (metrics: ${join(report, 'metrics.json')})`)
+  console.log(`  remove ${work} when finished`)
+}
+
+/** Publishes on one real agent and pulls on another; returns the folder of the pulled layout. */
+async function twoDevices (work: string): Promise<string> {
   const dirA = join(work, 'device-a')
   const dirB = join(work, 'device-b')
   const out = join(work, 'pulled')
@@ -85,8 +113,7 @@ async function main (): Promise<void> {
     step('what device B now holds')
     await kilomesh(['images', '--dir', dirB])
     await kilomesh(['peers', '--dir', dirB])
-
-    step(`done: ${out} is an OCI image layout; try "skopeo inspect oci:${out}:v1", and remove ${work} when finished`)
+    return out
   } finally {
     for (const child of agents) {
       child.kill('SIGTERM')

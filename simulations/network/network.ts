@@ -97,7 +97,10 @@ export class SimNetwork {
         pairs++
       }
     }
-    const reset = this.resetWhere(tracked => this.blocked.has(`${tracked.initiator}>${tracked.initiator === tracked.local ? tracked.remote : tracked.local}`), 'link cut')
+    const reset = this.resetWhere(tracked => {
+      const target = tracked.initiator === tracked.local ? tracked.remote : tracked.local
+      return this.blocked.has(`${tracked.initiator}>${target}`)
+    }, 'link cut')
     log('cut %d node pairs%s, reset %d connection ends', pairs, oneWay ? ' one way' : '', reset)
     return reset
   }

@@ -104,9 +104,17 @@ export class Driver {
   private async apply (event: ScenarioEvent, options: AbortOptions): Promise<void> {
     const { timeline, recorder } = this.init
     timeline.flush((ref, digest, kind) => recorder.countHolding(ref, digest, kind))
-    const totalsBefore = recorder.totals()
     const appliedAtMs = timeline.now()
-    const record: EventRecord = { index: event.index, source: event.source, scheduledAtMs: event.atMs, appliedAtMs: Math.round(appliedAtMs), durationMs: 0, text: describeAction(event.action), totalsBefore }
+    const record: EventRecord = {
+      index: event.index,
+      source: event.source,
+      scheduledAtMs: event.atMs,
+      appliedAtMs: Math.round(appliedAtMs),
+      durationMs: 0,
+      text: describeAction(event.action),
+      totalsBefore: recorder.totals(),
+      protocolsBefore: recorder.protocolTotals()
+    }
 
     try {
       record.text = await applyEvent(event, this.eventContext(), options)

@@ -57,9 +57,12 @@ export async function applyEvent (event: ScenarioEvent, context: EventContext, o
       return `${action.kind} ${names(nodes)} ${action.kind === 'subscribe' ? 'to' : 'from'} ${action.ref}`
     }
     case 'publish': {
-      const [node] = requireRunning([fleet.node(action.node)], 'publish')
-      const image = context.images.get(action.image) as ImageInfo
-      const result = await publishImage(node?.agent?.context as NonNullable<SimNode['agent']>['context'], action.ref, image.source, options)
+      const agent = requireRunning([fleet.node(action.node)], 'publish')[0]?.agent
+      const image = context.images.get(action.image)
+      if (agent == null || image == null) {
+        throw new EventFailedError(`cannot publish ${action.image} on node ${action.node}: the node has no agent or the image was not prepared`)
+      }
+      const result = await publishImage(agent.context, action.ref, image.source, options)
       return `publish ${action.image} as ${action.ref} on node ${action.node} (${result.digest.slice(0, 19)}, announced to ${result.announcedTo} peer(s))`
     }
     case 'pull': {

@@ -36,6 +36,22 @@ export class Recorder {
     return { running: this.fleet.running().length, sentBytes, wireSentBytes, connections }
   }
 
+  /** Per-protocol counters summed over every node, sorted by protocol. */
+  protocolTotals (): Record<string, ProtocolCounters> {
+    const totals = new Map<string, ProtocolCounters>()
+    for (const node of this.fleet.nodes) {
+      for (const [protocol, counters] of node.traffic.byProtocol) {
+        const sum = totals.get(protocol) ?? { sentBytes: 0, receivedBytes: 0, streams: 0, writes: 0 }
+        sum.sentBytes += counters.sentBytes
+        sum.receivedBytes += counters.receivedBytes
+        sum.streams += counters.streams
+        sum.writes += counters.writes
+        totals.set(protocol, sum)
+      }
+    }
+    return Object.fromEntries([...totals].sort((a, b) => a[0].localeCompare(b[0])))
+  }
+
   /** Takes one sample for the plots; `atMs` is the time after the timeline's start. */
   sample (atMs: number): void {
     const running = this.fleet.running()

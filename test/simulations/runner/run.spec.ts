@@ -31,10 +31,9 @@ expect:
     expect(metrics.run.passed).to.equal(true)
     expect(metrics.expectations[0]?.status).to.equal('met')
     expect(metrics.expectations[0]?.decidedAtMs).to.be.below(20_000)
-    expect(metrics.events.map(event => event.text)).to.deep.equal([
-      'subscribe nodes 0-3 to demo/httpd:stable',
-      `publish httpd-v1 as demo/httpd:stable on node 0 (${metrics.nodes[0]?.firstHoldings[0]?.digest.slice(0, 19)}, announced to 1 peer(s))`
-    ])
+    expect(metrics.events[0]?.text).to.equal('subscribe nodes 0-3 to demo/httpd:stable')
+    // The agent tops up its connections beyond the line's links, so the gossip fan-out varies.
+    expect(metrics.events[1]?.text).to.match(new RegExp(`^publish httpd-v1 as demo/httpd:stable on node 0 \\(${metrics.nodes[0]?.firstHoldings[0]?.digest.slice(0, 19) ?? 'no digest'}, announced to [1-3] peer\\(s\\)\\)$`))
 
     // Every node pulled, the publisher first, and the others after it.
     for (const node of metrics.nodes) {
@@ -42,6 +41,8 @@ expect:
       expect(first?.pulledAtMs, `node ${node.index}`).to.be.a('number')
       expect(first?.learnedAtMs, `node ${node.index}`).to.be.at.most(first?.pulledAtMs ?? 0)
     }
+    expect(metrics.events[1]?.protocolsBefore['/ipfs/id/1.0.0']?.sentBytes).to.be.greaterThan(0)
+    expect(metrics.events[1]?.totalsBefore.running).to.equal(4)
     expect(metrics.nodes.map(node => node.keeps)).to.deep.equal([[], [0], [1], [2]])
     expect(metrics.nodes[0]?.byProtocol['/kilomesh/blob/1.0.0']?.sentBytes).to.be.greaterThan(0)
     expect(metrics.nodes[3]?.byProtocol['/kilomesh/blob/1.0.0']?.receivedBytes).to.be.greaterThan(0)
