@@ -45,7 +45,7 @@ function renderSummary (parts: Part[]): string {
 
   let summary = `${targets.length - missed.length} of ${targets.length} targets met.`
   if (missed.length > 0) {
-    summary += ` Missed: ${missed.map(row => `${row.measure} (${row.kilomesh} against a target of ${row.target ?? '?'})`).join('; ')}.`
+    summary += ` Missed: ${missed.map(row => `${row.measure}: ${row.kilomesh}, target ${row.target ?? 'unstated'}`).join('; ')}.`
   }
   if (failed.length > 0) {
     summary += ` Failed to run: ${failed.map(part => part.title).join(', ')}.`

@@ -91,12 +91,14 @@ function describeCommit (): string {
   }
 }
 
+/** Describes how this run was started, so a reader can repeat it. */
 function describeCommand (args: string[]): string {
   const suffix = args.length > 0 ? ` ${args.join(' ')}` : ''
+  const direct = `node ${relative(REPOSITORY_ROOT, fileURLToPath(import.meta.url))}${suffix}`
   if (process.env.npm_lifecycle_event === 'bench') {
-    return `npm run bench${suffix.length > 0 ? ` --${suffix}` : ''}`
+    return `\`npm run bench${suffix.length > 0 ? ` --${suffix}` : ''}\`, which builds, then runs \`${direct}\``
   }
-  return `node ${relative(REPOSITORY_ROOT, fileURLToPath(import.meta.url))}${suffix}`
+  return `\`${direct}\` after a build (\`npm run bench\` does both)`
 }
 
 function formatLoad (load: number[]): string {
@@ -111,7 +113,7 @@ function renderPage (sections: SectionResult[], context: { startedAt: Date, comm
   return [
     '# Benchmarks',
     '',
-    `Generated on ${context.startedAt.toISOString().replace(/\.\d+Z$/, 'Z')} by \`${context.command}\` (\`npm run bench\` builds, then runs \`node dist/test/bench/run.js\`), at commit ${context.commit}.`,
+    `Generated on ${context.startedAt.toISOString().replace(/\.\d+Z$/, 'Z')} by ${context.command}, at commit ${context.commit}.`,
     '',
     '| Machine | |',
     '|---|---|',

@@ -137,9 +137,9 @@ export async function measurePull (pair: AgentPair, options: RoundOptions): Prom
   ]
 
   const notes = [
-    `Pull: \`pullImage\` on the client agent, the path \`kilomesh pull\` takes: tag from the local catalog, manifest, then config and layer at once; each blob hashed, written, fsynced and renamed into the store. The floor: \`GET\` of the manifest, then of the config and the layer, over one HTTP/1.1 keep-alive connection, bodies kept in memory. ${image.totalBytes} bytes in all; ${options.rounds} rounds after ${options.warmupRounds} warm-up rounds; the store is emptied before every round.`,
-    'Third row: the blob fetcher alone with the serving peer named up front (so no peer is first asked whether it has each blob), against the floor writing the same blobs through the same `BlobStore.putStream`. Both sides do the same hashing and durable writes, so this ratio is the network path alone.',
-    `Fourth row: one \`/kilomesh/blob/1.0.0\` request for the ${image.manifestSizeBytes}-byte manifest with the body counted and dropped (a new stream, a multistream-select round trip, then request and response), against one \`GET\` on the open keep-alive connection: the fixed cost of one request.`
+    `Pull: \`pullImage\` on the client agent, which is what \`kilomesh pull\` runs. It takes the tag from the local catalog, fetches the manifest, then the config and the layer at once, and hashes, writes, fsyncs and renames each blob into the store. The floor sends \`GET\` for the manifest, then for the config and the layer, over one HTTP/1.1 keep-alive connection, and keeps the bodies in memory. The image is ${image.totalBytes} bytes in all. ${options.rounds} rounds follow ${options.warmupRounds} warm-up rounds, and the store is emptied before every round.`,
+    'Third row: the blob fetcher alone, with the serving peer named up front, so no peer is first asked whether it has each blob. Its baseline writes the same blobs from HTTP through the same `BlobStore.putStream`. Both sides do the same hashing and durable writes, so this ratio is the network path alone.',
+    `Fourth row: one \`/kilomesh/blob/1.0.0\` request for the ${image.manifestSizeBytes}-byte manifest, with the body counted and dropped. It opens a new stream, waits one multistream-select round trip, then sends the request and reads the response. The baseline is one \`GET\` on the open keep-alive connection, so the ratio is the fixed cost of one request.`
   ]
   return { rows, notes }
 }

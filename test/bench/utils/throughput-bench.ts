@@ -96,7 +96,7 @@ export async function measureThroughput (pair: AgentPair, options: RoundOptions)
       kilomesh: formatMegabytesPerSecond(fetch),
       baseline: formatMegabytesPerSecond(bare),
       ratio: fetch / bare,
-      target: `within ${MAX_BARE_STREAM_FACTOR}x (≥ ${minBareShare.toFixed(2)}x)`,
+      target: `≥ ${minBareShare.toFixed(2)}x the bare stream, i.e. within ${MAX_BARE_STREAM_FACTOR}x`,
       met: fetch / bare >= minBareShare
     },
     {
@@ -104,7 +104,7 @@ export async function measureThroughput (pair: AgentPair, options: RoundOptions)
       kilomesh: formatMegabytesPerSecond(protocol),
       baseline: formatMegabytesPerSecond(bare),
       ratio: protocol / bare,
-      target: `within ${MAX_BARE_STREAM_FACTOR}x (≥ ${minBareShare.toFixed(2)}x)`,
+      target: `≥ ${minBareShare.toFixed(2)}x the bare stream, i.e. within ${MAX_BARE_STREAM_FACTOR}x`,
       met: protocol / bare >= minBareShare
     },
     {
@@ -122,9 +122,9 @@ export async function measureThroughput (pair: AgentPair, options: RoundOptions)
   ]
 
   const notes = [
-    `Layer: ${image.layer} (${sizeBytes} bytes). Throughput is the layer size over the median transfer time of ${options.rounds} rounds after ${options.warmupRounds} warm-up rounds; a ratio above 1 means kilomesh is faster.`,
-    'Layer fetch: `BlobFetcher.fetch` with the server as preferred source, which hashes every chunk, writes it to a temporary file, then fsyncs and renames it into the store; the store is emptied before every round. Blob protocol to memory: `requestBlob` with the body counted and dropped. Bare stream: a benchmark-only protocol whose handler writes the same bytes from memory in 64 KiB chunks, over the same connection. HTTP floor: `GET` over a keep-alive connection from a plain Node server streaming the file, body kept in memory.',
-    'The second row compares the whole fetch, storage included, with the bare stream; the third isolates the protocol itself (request, response header, server reading the verified blob from its store). The fourth row puts the same storage work on the HTTP side (`BlobStore.putStream`: hash, write, fsync, rename), so its ratio is the network path alone.'
+    `Layer: ${image.layer} (${sizeBytes} bytes). Throughput is the layer size over the median transfer time of ${options.rounds} rounds after ${options.warmupRounds} warm-up rounds. A ratio above 1 means kilomesh is faster.`,
+    'Layer fetch: `BlobFetcher.fetch` with the server as preferred source. It hashes every chunk and writes it to a temporary file, then fsyncs and renames the file into the store, which is emptied before every round. Blob protocol to memory: `requestBlob` with the body counted and dropped. Bare stream: a benchmark-only protocol whose handler writes the same bytes from memory in 64 KiB chunks over the same connection. HTTP floor: `GET` over a keep-alive connection from a plain Node server that streams the file. The client keeps the body in memory.',
+    'The second row compares the whole fetch, storage included, with the bare stream. The third isolates the protocol itself: the request, the response header, and the server reading the verified blob from its store. The fourth puts the same storage work on the HTTP side (`BlobStore.putStream`: hash, write, fsync, rename), so its ratio is the network path alone.'
   ]
   return { rows, notes }
 }
