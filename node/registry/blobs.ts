@@ -37,6 +37,10 @@ async function serveBlob (request: RegistryRequest, digestText: string): Promise
     throw blobUnknown(digest, head ? 'in this agent\'s store' : 'in this agent\'s store and no peer in reach returned it in time')
   }
 
+  // A client that finds the blob here skips uploading it and references it
+  // in a manifest soon; marking it used keeps garbage collection off it.
+  await store.touch(digest).catch(() => {})
+
   const info = await store.verify(digest, { signal })
   const range = parseRange(req.headers.range, info.sizeBytes)
 

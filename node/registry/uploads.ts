@@ -107,6 +107,8 @@ export const uploadsHandlers: MethodHandlers<'uploads'> = {
       // mounted. A blob that is not local gets a normal upload, as the spec
       // requires, instead of a mesh lookup that would delay the push.
       if (await context.backend.store.has(digest)) {
+        // Marked used so garbage collection keeps it until the manifest that mounts it arrives.
+        await context.backend.store.touch(digest).catch(() => {})
         blobCreated(request, name, digest)
         return
       }
