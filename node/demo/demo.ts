@@ -1,11 +1,11 @@
 /**
  * `npm run demo`: two agents on loopback, each in a temporary data
- * directory; the first publishes the bundled micro-httpd image, the second
- * pulls it through libp2p and writes it as an OCI image layout, which is
- * kept in the temporary folder for inspection. Then twelve simulated devices
- * run the split-and-heal scenario, and the demo prints where its HTML report
- * is (it opens nothing). Every step runs the real `kilomesh` CLI, so the
- * output shows what a user would type.
+ * directory. The first publishes the bundled micro-httpd image, and the
+ * second pulls it through libp2p and writes it as an OCI image layout, kept
+ * in the temporary folder for inspection. Then twelve simulated devices run
+ * the split-and-heal scenario, and the demo prints where its HTML report is
+ * without opening it. Every step runs the real `kilomesh` CLI, so the output
+ * shows what a user would type.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
@@ -77,7 +77,7 @@ async function main (): Promise<void> {
   step('simulate twelve devices split into two islands, each publishing a version, then healed')
   const code = await kilomeshLive(['sim', 'run', SCENARIO, '--report', report])
   if (code !== 0) {
-    console.log(`  the scenario did not pass (exit status ${code}); the report says why`)
+    console.log(`  the scenario failed with exit status ${code}; the report lists the failed expectations and events`)
     process.exitCode = 1
   }
 

@@ -1,12 +1,15 @@
 /**
- * Renders report.html from the run's metrics: the verdict, plots of the
- * share of nodes holding each expected tag over time (with the events
- * marked), traffic over time and bytes per node, then tables of
- * expectations, events and nodes, and the full timeline. One self-contained
- * file with inline SVG and no scripts.
+ * Renders report.html from the run's metrics. It shows the verdict, the
+ * share of nodes holding each expected tag over time with the events
+ * marked, traffic over time and bytes per node, then tables of
+ * expectations, events and nodes, and the full timeline. The file is
+ * self-contained, with inline SVG and no scripts.
  */
 import { byteTicks, formatBytesShort, escapeXml, lineChart, PALETTE, stackedBars, type LineSeries } from './svg.js'
 import type { SimulationMetrics } from '../metrics.js'
+
+/** Shortest time between two samples that the traffic plot turns into a rate. */
+const MIN_RATE_WINDOW_MS = 100
 
 /** Protocols shown as their own segment in the bytes-per-node plot; the rest are summed as "other". */
 const MAX_PROTOCOL_SEGMENTS = 8
@@ -48,7 +51,8 @@ function trafficPlot (metrics: SimulationMetrics): string {
   for (let i = 1; i < metrics.samples.length; i++) {
     const previous = metrics.samples[i - 1]
     const current = metrics.samples[i]
-    if (previous == null || current == null || current.atMs <= previous.atMs) {
+    // The last sample may follow the one before by a few milliseconds, which would read as a false drop to zero.
+    if (previous == null || current == null || current.atMs - previous.atMs < MIN_RATE_WINDOW_MS) {
       continue
     }
     const bytesPerSecond = (current.totals.sentBytes - previous.totals.sentBytes) / ((current.atMs - previous.atMs) / 1000)
@@ -125,7 +129,7 @@ table { border-collapse: collapse; font-size: 13px; margin-bottom: 1.5em; }
 th, td { border: 1px solid #ddd; padding: 3px 6px; text-align: left; vertical-align: top; }
 .pass { color: #1a7f37; font-weight: bold; }
 .fail { color: #b42318; font-weight: bold; }
-.legend { font-size: 12px; margin: 4px 0 20px 64px; }
+.legend { font-size: 12px; margin: 4px 0 20px 84px; }
 .legend-item { display: inline-block; margin-right: 14px; }
 ul.timeline { list-style: none; padding: 0; font-size: 13px; }
 ul.timeline li.error, ul.timeline li.expectation { font-weight: bold; }

@@ -8,7 +8,7 @@
 export const PALETTE = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#17becf', '#7f7f7f', '#bcbd22']
 
 const WIDTH = 960
-const MARGIN = { top: 20, right: 20, bottom: 44, left: 64 }
+const MARGIN = { top: 20, right: 20, bottom: 44, left: 84 }
 
 export function escapeXml (text: string): string {
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;')

@@ -40,6 +40,42 @@ async function sleep (ms: number, options: AbortOptions): Promise<void> {
   })
 }
 
+/** Actions that only ask running agents to do something; the timeline waits for them at most MAX_EVENT_WAIT_MS. */
+const AGENT_REQUESTS: Array<ScenarioEvent['action']['kind']> = ['subscribe', 'unsubscribe', 'publish']
+
+/**
+ * Longest time the timeline waits for an agent request before it moves on.
+ * On a loaded machine a publish can take many seconds, which would shift
+ * every later event; events that change the fleet (crash, restart, join)
+ * are always awaited, because the events after them depend on their result.
+ */
+const MAX_EVENT_WAIT_MS = 1_000
+
+interface Settled {
+  text: string
+  error?: Error
+}
+
+/** Waits for an event's outcome and turns a rejection into a value. */
+async function settle (outcome: Promise<string>): Promise<Settled> {
+  try {
+    return { text: await outcome }
+  } catch (err: any) {
+    return { text: '', error: err instanceof Error ? err : new Error(String(err)) }
+  }
+}
+
+/** Like settle, but returns undefined when the outcome takes longer than `timeoutMs`. */
+async function settleWithin (outcome: Promise<string>, timeoutMs: number): Promise<Settled | undefined> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const timeout = new Promise<undefined>(resolve => { timer = setTimeout(() => { resolve(undefined) }, timeoutMs) })
+  try {
+    return await Promise.race([settle(outcome), timeout])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
 export interface DriverInit {
   scenario: Scenario
   fleet: Fleet
@@ -116,24 +152,45 @@ export class Driver {
       protocolsBefore: recorder.protocolTotals()
     }
 
-    try {
-      record.text = await applyEvent(event, this.eventContext(), options)
+    const outcome = applyEvent(event, this.eventContext(), options)
+    const finished = AGENT_REQUESTS.includes(event.action.kind) ? await settleWithin(outcome, MAX_EVENT_WAIT_MS) : await settle(outcome)
+
+    if (finished == null) {
+      // The agent is slow to answer: let the request finish in the background
+      // rather than hold back every later event, and report how it ended.
+      record.text = `${describeAction(event.action)} (still running after ${MAX_EVENT_WAIT_MS} ms)`
       timeline.add('event', record.text, appliedAtMs)
-    } catch (err: any) {
+      const task = settle(outcome).then(late => {
+        if (late.error == null) {
+          timeline.add('note', `${event.source} finished after ${Math.round(timeline.now() - appliedAtMs)} ms: ${late.text}`)
+        } else {
+          this.recordFailure(event, late.error, record)
+        }
+      })
+      this.background.add(task)
+      void task.finally(() => this.background.delete(task))
+    } else if (finished.error == null) {
+      record.text = finished.text
+      timeline.add('event', record.text, appliedAtMs)
+    } else {
       if (options.signal?.aborted === true) {
-        throw err
+        throw finished.error
       }
-      record.error = err.message
-      const text = `event ${event.source} (${describeAction(event.action)}) failed: ${err.message}`
-      this.failures.push(text)
-      timeline.add('error', text, appliedAtMs)
-      log.error('%s', text)
+      this.recordFailure(event, finished.error, record, appliedAtMs)
     }
 
     record.durationMs = Math.round(timeline.now() - appliedAtMs)
     this.events.push(record)
     this.appliedThrough = event.index
     this.judge()
+  }
+
+  private recordFailure (event: ScenarioEvent, error: Error, record: EventRecord, atMs?: number): void {
+    record.error = error.message
+    const text = `event ${event.source} (${describeAction(event.action)}) failed: ${error.message}`
+    this.failures.push(text)
+    this.init.timeline.add('error', text, atMs)
+    log.error('%s', text)
   }
 
   private eventContext (): EventContext {

@@ -1,9 +1,9 @@
 /**
- * Applies one timeline event to the fleet and the network and returns a
- * sentence for the timeline that says what happened, resolved against the
- * running nodes (which nodes a random pick chose, how many connections a
- * cut reset). Pulls run in the background, so a slow pull never delays the
- * events after it; their outcome is reported through `note`.
+ * Applies one timeline event to the fleet and the network. The returned
+ * sentence describes what happened, resolved against the running nodes:
+ * which nodes a random pick chose, how many connections a cut reset. Pulls
+ * run in the background, so a slow pull never delays the events after it,
+ * and their outcome is reported through `note`.
  */
 import { publishImage } from '../../node/agent/publish.js'
 import { pullImage } from '../../node/agent/pull.js'
