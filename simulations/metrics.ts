@@ -89,6 +89,8 @@ export interface Sample {
   holdings: Record<string, { learned: number, pulled: number }>
   totals: Totals
   rssBytes: number
+  /** Longest event-loop delay since the previous sample; every node shares the loop, so high values mean late events and slow transfers. */
+  loopDelayMs: number
 }
 
 export interface SimulationMetrics {

@@ -73,6 +73,21 @@ function trafficPlot (metrics: SimulationMetrics): string {
   })
 }
 
+function loopDelayPlot (metrics: SimulationMetrics): string {
+  const points = metrics.samples.map(sample => ({ x: sample.atMs / 1000, y: sample.loopDelayMs }))
+  return lineChart({
+    height: 200,
+    xMax: Math.max(1, metrics.run.durationMs / 1000),
+    yMax: Math.max(10, ...points.map(point => point.y)),
+    xLabel: 'time since the timeline started (s)',
+    yLabel: 'event-loop delay',
+    formatX: value => `${value}`,
+    formatY: value => `${value} ms`,
+    series: [{ label: 'longest event-loop delay since the previous sample', color: PALETTE[1] ?? '#000', points }],
+    markers: metrics.events.map(event => ({ x: event.appliedAtMs / 1000, label: `#${event.index} ${event.text}` }))
+  })
+}
+
 function bytesPlot (metrics: SimulationMetrics, direction: 'sentBytes' | 'receivedBytes'): string {
   const totals = new Map<string, number>()
   for (const node of metrics.nodes) {
@@ -147,6 +162,9 @@ ${verdict}
 ${holdingsPlot(metrics)}
 <h2>Traffic over time</h2>
 ${trafficPlot(metrics)}
+<h2>Event-loop delay</h2>
+<p>Every node shares one event loop. While it is delayed, events start late and transfers slow down, so read times in this report against this plot.</p>
+${loopDelayPlot(metrics)}
 <h2>Bytes sent per node</h2>
 ${bytesPlot(metrics, 'sentBytes')}
 <h2>Bytes received per node</h2>

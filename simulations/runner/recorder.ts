@@ -3,6 +3,7 @@
  * every tick, traffic totals before each event, and each node's first
  * holding times. At the end it assembles the node records.
  */
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks'
 import { imageLabel, type ImageInfo } from './images.js'
 import type { Fleet } from './fleet.js'
 import type { HoldingChange, HoldingTracker } from './holdings.js'
@@ -14,6 +15,7 @@ export class Recorder {
   readonly samples: Sample[] = []
   peakRssBytes = 0
   private readonly firsts = new Map<number, Map<string, FirstHolding>>()
+  private readonly loopDelay: IntervalHistogram = monitorEventLoopDelay({ resolution: 10 })
 
   constructor (
     private readonly fleet: Fleet,
@@ -21,7 +23,14 @@ export class Recorder {
     private readonly holdings: HoldingTracker,
     private readonly images: Map<string, ImageInfo>,
     readonly series: Series[]
-  ) {}
+  ) {
+    this.loopDelay.enable()
+  }
+
+  /** Stops measuring the event-loop delay. */
+  stop (): void {
+    this.loopDelay.disable()
+  }
 
   /** Current totals over the whole fleet. */
   totals (): Totals {
@@ -74,7 +83,10 @@ export class Recorder {
 
     const rssBytes = process.memoryUsage().rss
     this.peakRssBytes = Math.max(this.peakRssBytes, rssBytes)
-    this.samples.push({ atMs: Math.round(atMs), running: running.length, holdings, totals: this.totals(), rssBytes })
+    // The histogram holds nanoseconds; it is reset so each sample covers the time since the last one.
+    const loopDelayMs = Math.round(this.loopDelay.max / 1e6)
+    this.loopDelay.reset()
+    this.samples.push({ atMs: Math.round(atMs), running: running.length, holdings, totals: this.totals(), rssBytes, loopDelayMs })
   }
 
   /** Counts running nodes whose state for `ref` matches `digest`, for the timeline's "N of M" note. */

@@ -149,6 +149,7 @@ export async function runScenario (input: Scenario, options: RunOptions = {}): P
     timeline.restart(performance.now())
     const driver = new Driver({ scenario, fleet, network, holdings, timeline, recorder, images })
     await driver.run(options)
+    recorder.stop()
     const durationMs = timeline.now()
     driver.summarise()
 

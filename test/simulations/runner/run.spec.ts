@@ -58,7 +58,8 @@ expect:
 
     const html = await readFile(result.reportPath, 'utf8')
     expect(html).to.include('<h1>rollout-small</h1>')
-    expect(html.match(/<svg xmlns/g)).to.have.length(4)
+    expect(html.match(/<svg xmlns/g)).to.have.length(5)
+    expect(metrics.samples.every(sample => sample.loopDelayMs >= 0)).to.equal(true)
     expect(html).to.include('PASSED')
   })
 
