@@ -12,7 +12,7 @@ export const DEFAULT_RUN_SETTINGS: RunSettings = {
   minDurationMs: 0
 }
 
-/** Backlog of unsent bytes, in time at the link's bandwidth, beyond which a link asks its writer to wait. */
+/** Backlog of unsent bytes, in time at the link's bandwidth, beyond which a link applies backpressure to its writer. */
 export const MAX_LINK_BACKLOG_MS = 100
 
 /** Smallest backlog in bytes that a link accepts before asking its writer to wait, so slow links still take whole chunks. */

@@ -1,9 +1,9 @@
 /**
- * The shape of `metrics.json`, written after every run: the scenario, the
- * verdict, every event with the traffic totals when it started, every node
- * with its bytes per protocol, connections and first holding times, the
- * samples behind the plots, and the timeline. docs/simulation.md describes
- * each field.
+ * The shape of `metrics.json`, written after every run. It contains the
+ * scenario, the verdict, every event with the traffic totals when it
+ * started, and every node with its bytes per protocol, connections and first
+ * holding times. The samples behind the plots and the timeline follow.
+ * docs/simulation.md describes each field.
  */
 import type { AgentStats } from './runner/agent-stats.js'
 import type { ExpectationStatus } from './runner/expectations.js'
@@ -24,7 +24,7 @@ export interface Totals {
 
 export interface EventRecord {
   index: number
-  /** Where it came from in the file, such as `events[3]`. */
+  /** Position of the event in the file, such as `events[3]`. */
   source: string
   scheduledAtMs: number
   appliedAtMs: number
@@ -89,7 +89,7 @@ export interface Sample {
   holdings: Record<string, { learned: number, pulled: number }>
   totals: Totals
   rssBytes: number
-  /** Longest event-loop delay since the previous sample; every node shares the loop, so high values mean late events and slow transfers. */
+  /** Maximum event-loop delay since the previous sample. Every node shares the loop, so high values mean late events and slow transfers. */
   loopDelayMs: number
 }
 

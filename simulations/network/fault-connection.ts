@@ -13,7 +13,7 @@ import type { LinkParams } from '../scenario/types.js'
 import type { AbortOptions, MultiaddrConnection } from '@libp2p/interface'
 import type { Uint8ArrayList } from 'uint8arraylist'
 
-/** What a fault connection needs from the network: its link's parameters, jitter draws and byte counters. */
+/** Link state a fault connection reads from the network: its parameters, jitter draws and byte counters. */
 export interface LinkEnd {
   /** Parameters of the direction this end sends in; read on every chunk so that `link` events apply at once. */
   params: () => LinkParams
@@ -43,7 +43,7 @@ export class FaultConnection extends AbstractMultiaddrConnection {
   /** When the link finishes serialising what it was given, on the `performance.now()` clock. */
   private busyUntilMs = 0
   private lastArrivalMs = 0
-  /** True after `sendData` told the writer to wait, until a `drain` event releases it. */
+  /** True after `sendData` returned `canSendMore: false`, until a `drain` event releases the writer. */
   private backlogged = false
   private innerFull = false
   private idleWaiters: Array<() => void> = []

@@ -76,7 +76,7 @@ export interface LineChartInit {
   markers: Marker[]
 }
 
-/** A line chart with axes, gridlines, vertical event markers and a legend below. */
+/** Draws a line chart with axes, gridlines, vertical event markers and a legend below. */
 export function lineChart (init: LineChartInit): string {
   const plotWidth = WIDTH - MARGIN.left - MARGIN.right
   const plotHeight = init.height - MARGIN.top - MARGIN.bottom
@@ -120,7 +120,7 @@ export interface BarStack {
   values: number[]
 }
 
-/** A stacked bar chart: one bar per item, one coloured segment per category. */
+/** Draws a stacked bar chart: one bar per item, one coloured segment per category. */
 export function stackedBars (init: { height: number, yLabel: string, formatY: (value: number) => string, yTicks?: (max: number) => number[], segments: string[], bars: BarStack[] }): string {
   const plotWidth = WIDTH - MARGIN.left - MARGIN.right
   const plotHeight = init.height - MARGIN.top - MARGIN.bottom

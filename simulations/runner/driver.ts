@@ -44,7 +44,7 @@ async function sleep (ms: number, options: AbortOptions): Promise<void> {
 const AGENT_REQUESTS: Array<ScenarioEvent['action']['kind']> = ['subscribe', 'unsubscribe', 'publish']
 
 /**
- * Longest time the timeline waits for an agent request before it moves on.
+ * Maximum time the timeline waits for an agent request before it moves on.
  * On a loaded machine a publish can take many seconds, which would shift
  * every later event; events that change the fleet (crash, restart, join)
  * are always awaited, because the events after them depend on their result.
@@ -156,8 +156,8 @@ export class Driver {
     const finished = AGENT_REQUESTS.includes(event.action.kind) ? await settleWithin(outcome, MAX_EVENT_WAIT_MS) : await settle(outcome)
 
     if (finished == null) {
-      // The agent is slow to answer: let the request finish in the background
-      // rather than hold back every later event, and report how it ended.
+      // The request is taking long: let it finish in the background rather
+      // than hold back every later event, and report how it ended.
       record.text = `${describeAction(event.action)} (still running after ${MAX_EVENT_WAIT_MS} ms)`
       timeline.add('event', record.text, appliedAtMs)
       const task = settle(outcome).then(late => {

@@ -32,7 +32,7 @@ export interface FleetInit {
 export class Fleet {
   readonly nodes: SimNode[] = []
   private trust: TrustConfig = { mode: 'any' }
-  /** Addresses each node's current agent was told to keep, by node index. */
+  /** Addresses given to each node's current agent to keep connected, by node index. */
   private readonly kept = new Map<number, Set<string>>()
 
   constructor (private readonly init: FleetInit) {}

@@ -16,7 +16,7 @@ import type { OciDigest } from '../../protocol/digest.js'
 
 const log = logger('kilomesh:sim:holdings')
 
-/** What one node has for one tag. */
+/** State of one tag on one node. */
 export interface TagHolding {
   /** Manifest digest the catalog resolves the tag to; null when unknown or deleted. */
   digest: OciDigest | null
@@ -83,7 +83,7 @@ export class HoldingTracker {
     }))
   }
 
-  /** Forgets a node that stopped: it no longer holds anything that counts. */
+  /** Forgets a node that stopped, which then counts as holding nothing. */
   detach (index: number): void {
     this.states.delete(index)
   }
@@ -93,7 +93,7 @@ export class HoldingTracker {
     return this.states.get(index)?.get(ref) ?? EMPTY
   }
 
-  /** Re-checks every node that knows a tag but does not hold all of its blobs yet. */
+  /** Re-checks every node that resolves a tag but lacks some of its blobs. */
   tick (nodes: SimNode[]): void {
     for (const node of nodes) {
       const states = this.states.get(node.index)
@@ -107,8 +107,8 @@ export class HoldingTracker {
 
   /**
    * Reads the catalog's current record for `ref`, then checks the store. One
-   * check runs per node and tag at a time; a change that arrives during a
-   * check runs another one after it, so no change is missed.
+   * check runs per node and tag at a time. A change that arrives during a
+   * check starts another check after it, so no change is missed.
    */
   private refresh (node: SimNode, ref: string): void {
     const key = `${node.index} ${ref}`

@@ -2,9 +2,9 @@
  * One simulated device: a data directory on disk, a datastore in memory that
  * outlives a crash, and the real agent started on them with the simulated
  * network's gater and protector. A crash resets the node's connections and
- * stops the agent without letting it say goodbye; a restart starts a new
- * agent on the same directory and datastore, so it comes back with its
- * identity, blobs and catalog.
+ * then stops the agent, so peers see resets rather than graceful closes. A
+ * restart starts a new agent on the same directory and datastore, so the
+ * node comes back with its identity, blobs and catalog.
  */
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -34,7 +34,7 @@ export type NodeStatus = 'new' | 'starting' | 'running' | 'stopping' | 'crashed'
 
 export interface SimNodeInit {
   index: number
-  /** Folder that holds every node's data directory. */
+  /** Folder that contains every node's data directory. */
   root: string
   /** Unique per run, so that two runs in one process never share a memory address. */
   runId: string
@@ -130,7 +130,7 @@ export class SimNode {
     return peerIdFromPrivateKey(await seededKey(seed, index)).toString()
   }
 
-  /** Starts the agent; `bootstrap` holds the addresses of the kept nodes that are known now. */
+  /** Starts the agent; `bootstrap` contains the addresses of the kept nodes that are known now. */
   async start (bootstrap: string[], options: AbortOptions = {}): Promise<Agent> {
     if (this.status === 'running' || this.status === 'starting') {
       throw new EventFailedError(`${this.name} is already ${this.status}`)

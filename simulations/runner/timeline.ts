@@ -1,7 +1,7 @@
 /**
  * The run's timeline: events as they are applied, the moments nodes first
  * learn a tag or complete its image, notes and expectation results. Lines
- * are printed as they happen; changes of many nodes that arrive between two
+ * are printed as they happen. Changes of many nodes that arrive between two
  * flushes are merged into one line per tag, image and kind, so a rollout to
  * a hundred nodes reads as a few lines rather than a hundred.
  */

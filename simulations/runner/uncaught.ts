@@ -11,7 +11,7 @@ const STACK_LINES = 4
 
 function describe (kind: string, error: unknown): string {
   if (error instanceof Error) {
-    // Node's own frames come first for errors such as stream aborts; the first project or package frames say more.
+    // Node's own frames come first for errors such as stream aborts, and the first project or package frames are more useful.
     const frames = (error.stack ?? '').split('\n').slice(1).map(line => line.trim()).filter(line => !line.includes('node:internal')).slice(0, STACK_LINES)
     return `${kind} in the agent code: ${error.name}: ${error.message}${frames.length > 0 ? ` (${frames.join('; ')})` : ''}`
   }

@@ -17,7 +17,7 @@ const TOP_LEVEL = ['name', 'description', 'seed', 'nodes', 'transport', 'topolog
 const TOPOLOGIES = ['full', 'line', 'ring', 'star', 'random', 'clusters']
 const TRUST_MODES = ['any', 'first-use', 'explicit']
 
-/** Where relative image paths are looked up: the scenario's folder first, then the working directory. */
+/** Options of loading; relative image paths are looked up in the scenario's folder first, then in `cwd`. */
 export interface LoadOptions {
   cwd?: string
 }

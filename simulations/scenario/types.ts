@@ -14,10 +14,9 @@ export interface LinkParams {
 }
 
 /**
- * Which nodes an event or expectation is about. `all` is resolved when it is
- * used (the running nodes for actions, every node for link rules); `random`
- * picks `count` of the running nodes, from `from` when given, with the
- * scenario's seeded generator.
+ * Nodes an event applies to. `all` is resolved when it is used: the running
+ * nodes for actions, every node for link rules. `random` picks `count` of the
+ * running nodes, from `from` when given, with the scenario's seeded generator.
  */
 export type NodeSelector =
   | { kind: 'all' }
@@ -60,11 +59,11 @@ export interface ScenarioEvent {
   /** Time after the start of the timeline. */
   atMs: number
   action: EventAction
-  /** Where the event came from in the file, for messages: `events[3]`, or `events[3] (flap 2 of 5)`. */
+  /** Position of the event in the file, for messages: `events[3]`, or `events[3] (flap 2 of 5)`. */
   source: string
 }
 
-/** What must hold by a deadline; see docs/simulation.md for when an expectation counts as met. */
+/** Condition that must be true by a deadline; docs/simulation.md says when an expectation counts as met. */
 export type ExpectationCheck =
   | { kind: 'all', ref: string, image: string, pulled: boolean }
   | { kind: 'each', nodes: number[], ref: string, image: string, pulled: boolean }
@@ -103,7 +102,7 @@ export interface RunSettings {
 export interface AgentSettings {
   /** Run the Kademlia DHT. */
   dht?: boolean
-  /** Connections the agent tops up to by dialling peers it knows. */
+  /** Connections the agent tops up to by dialling known peers. */
   minConnections?: number
 }
 

@@ -6,15 +6,17 @@
 import { InvalidScenarioError } from '../errors.js'
 import type { NodeSelector } from './types.js'
 
-/** Where a value sits in the scenario: the file and the field path, such as `events[2].crash.nodes`. */
+/** Location of a value in the scenario: the file and the field path, such as `events[2].crash.nodes`. */
 export interface FieldPath {
   file: string
   path: string
 }
 
 export function child (at: FieldPath, key: string | number): FieldPath {
-  const path = typeof key === 'number' ? `${at.path}[${key}]` : at.path === '' ? key : `${at.path}.${key}`
-  return { file: at.file, path }
+  if (typeof key === 'number') {
+    return { file: at.file, path: `${at.path}[${key}]` }
+  }
+  return { file: at.file, path: at.path === '' ? key : `${at.path}.${key}` }
 }
 
 /** Builds the error for a field: `FILE: FIELD: PROBLEM; FIX`. */
@@ -78,7 +80,7 @@ export function readBoolean (value: unknown, at: FieldPath): boolean {
 const DURATION = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)$/
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 }
 
-/** Longest duration a scenario may name: a day, far beyond what one process can simulate. */
+/** Maximum duration a scenario may name: a day, far beyond what one process can simulate. */
 export const MAX_DURATION_MS = 24 * 3_600_000
 
 /** Parses `500ms`, `7s`, `1.5m` or `2h` (a bare 0 is also accepted) into milliseconds. */
