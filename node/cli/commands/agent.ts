@@ -1,6 +1,5 @@
 import { resolve } from 'node:path'
 import { resolveDataDir } from '../../config/paths.js'
-import { parseStorageSize } from '../../agent/subscription-config.js'
 import { COMMON_HELP, UsageError, type Command } from '../command.js'
 
 export const agentCommand: Command = {
@@ -41,6 +40,7 @@ ${COMMON_HELP}`,
   },
   positionals: [0, 0],
   async run (values) {
+    const { parseStorageSize } = await import('../../agent/subscription-config.js')
     let maxStorageBytes: number | undefined
     if (values['max-storage'] != null) {
       try {

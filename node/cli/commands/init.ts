@@ -1,4 +1,3 @@
-import { initDataDir } from '../../config/init.js'
 import { resolveDataDir } from '../../config/paths.js'
 import { COMMON_HELP, type Command } from '../command.js'
 
@@ -16,6 +15,8 @@ ${COMMON_HELP}`,
   options: {},
   positionals: [0, 0],
   async run (values) {
+    // Loaded on use, so that commands which only ask the agent load no key code.
+    const { initDataDir } = await import('../../config/init.js')
     const result = await initDataDir(resolveDataDir(values.dir))
     if (values.json === true) {
       console.log(JSON.stringify(result, null, 2))

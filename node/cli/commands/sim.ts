@@ -1,5 +1,3 @@
-import { InvalidScenarioError, loadScenario, runScenario } from '../../../simulations/index.js'
-import { describeAction, describeCheck, formatSeconds } from '../../../simulations/runner/format.js'
 import { UsageError, type Command } from '../command.js'
 
 const SUBCOMMANDS = ['run', 'validate']
@@ -35,6 +33,9 @@ Options:
   },
   positionals: [2, 2],
   async run (values, [subcommand, file]) {
+    // Loaded on use: the simulator loads libp2p, which other commands must not.
+    const { InvalidScenarioError, loadScenario, runScenario } = await import('../../../simulations/index.js')
+    const { describeAction, describeCheck, formatSeconds } = await import('../../../simulations/runner/format.js')
     if (subcommand == null || !SUBCOMMANDS.includes(subcommand)) {
       throw new UsageError(`unknown subcommand ${JSON.stringify(subcommand)}; use "kilomesh sim run SCENARIO.yaml" or "kilomesh sim validate SCENARIO.yaml"`)
     }

@@ -3,15 +3,20 @@
  * runs, subscribe and unsubscribe edit config.json directly, so a device can
  * be set up before its agent first starts.
  */
-import { addSubscriptionToConfig, formatSubscription, notSubscribedError, parseSubscription, readSubscriptions, removeSubscriptionFromConfig } from '../../agent/subscription-config.js'
-import { loadConfig } from '../../config/config.js'
 import { AgentNotRunningError } from '../../config/errors.js'
 import { dataDirPaths, resolveDataDir } from '../../config/paths.js'
 import { ControlClient } from '../../control/client.js'
 import { COMMON_HELP, printTable, shortDigest, type Command } from '../command.js'
+import type * as SubscriptionConfig from '../../agent/subscription-config.js'
 import type { SubscribedTagView, SubscriptionView } from '../../agent/subscription-views.js'
 
 /** Connects to the agent, or returns undefined when none runs for `dir`. */
+/** Loads the config helpers on use, so that listing commands stay free of them. */
+async function subscriptionConfig (): Promise<typeof SubscriptionConfig & { loadConfig: typeof import('../../config/config.js').loadConfig }> {
+  const [helpers, config] = await Promise.all([import('../../agent/subscription-config.js'), import('../../config/config.js')])
+  return { ...helpers, loadConfig: config.loadConfig }
+}
+
 async function connectIfRunning (dir: string): Promise<ControlClient | undefined> {
   try {
     return await ControlClient.connect(dir)
@@ -40,13 +45,14 @@ ${COMMON_HELP}`,
   options: {},
   positionals: [1, 1],
   async run (values, [reference]) {
+    const config = await subscriptionConfig()
     const dir = resolveDataDir(values.dir)
-    const subscription = parseSubscription(reference ?? '')
+    const subscription = config.parseSubscription(reference ?? '')
     const client = await connectIfRunning(dir)
 
     const result = client != null
       ? await client.post<{ subscription: string, added: boolean }>('/subscribe', { reference })
-      : { subscription: formatSubscription(subscription), added: await addSubscriptionToConfig(dataDirPaths(dir).config, subscription) }
+      : { subscription: config.formatSubscription(subscription), added: await config.addSubscriptionToConfig(dataDirPaths(dir).config, subscription) }
 
     if (values.json === true) {
       console.log(JSON.stringify({ ...result, agentRunning: client != null }, null, 2))
@@ -73,8 +79,9 @@ ${COMMON_HELP}`,
   options: {},
   positionals: [1, 1],
   async run (values, [reference]) {
+    const config = await subscriptionConfig()
     const dir = resolveDataDir(values.dir)
-    const subscription = parseSubscription(reference ?? '')
+    const subscription = config.parseSubscription(reference ?? '')
     const client = await connectIfRunning(dir)
 
     let result: { subscription: string, removed: boolean }
@@ -82,9 +89,9 @@ ${COMMON_HELP}`,
       result = await client.post('/unsubscribe', { reference })
     } else {
       const path = dataDirPaths(dir).config
-      const name = formatSubscription(subscription)
-      if (!await removeSubscriptionFromConfig(path, subscription)) {
-        throw notSubscribedError(name, readSubscriptions(await loadConfig(path), path))
+      const name = config.formatSubscription(subscription)
+      if (!await config.removeSubscriptionFromConfig(path, subscription)) {
+        throw config.notSubscribedError(name, config.readSubscriptions(await config.loadConfig(path), path))
       }
       result = { subscription: name, removed: true }
     }
@@ -134,11 +141,12 @@ ${COMMON_HELP}`,
   options: {},
   positionals: [0, 0],
   async run (values) {
+    const config = await subscriptionConfig()
     const dir = resolveDataDir(values.dir)
     const client = await connectIfRunning(dir)
     if (client == null) {
       const path = dataDirPaths(dir).config
-      const names = readSubscriptions(await loadConfig(path), path).map(formatSubscription)
+      const names = config.readSubscriptions(await config.loadConfig(path), path).map(config.formatSubscription)
       if (values.json === true) {
         console.log(JSON.stringify(names.map(subscription => ({ subscription, tags: [] })), null, 2))
       } else {

@@ -94,14 +94,16 @@ describe('partition of real agents cut by their connection gaters', function () 
     expectSameRecord(stable?.current ?? undefined, winner, 'winner of demo/app:stable')
     expect(agreed.map(view => `${view.repository}:${view.tag}`)).to.include.members(['alpha/httpd:v1', 'beta/busybox:1.35', 'demo/app:stable'])
 
-    // Every agent saw both versions, so each keeps the loser in the tag's history.
-    for (const agent of agents) {
+    // Agents that held the losing version keep it in the tag's history. Sync
+    // carries only winners, so the winner's side never receives the loser.
+    const loserSide = loser === leftVersion ? [a1, a2] : [b1, b2]
+    for (const agent of loserSide) {
       const history = (await tagsOf(agent, 'demo/app')).find(view => view.tag === 'stable')?.history ?? []
       expect(history.map(record => record.digest), `history on ${agent.name}`).to.include(loser.digest)
     }
 
     // The human view marks the winner and names the two publishers.
-    const text = await runCliOk(['tags', 'demo/app', '--history', '--dir', a2.dir])
+    const text = await runCliOk(['tags', 'demo/app', '--history', '--dir', (loserSide[1] as MeshAgent).dir])
     expect(text).to.match(/^\*\s+current\s+sha256:/m)
     expect(text).to.contain('2 publishers wrote this tag')
 
