@@ -43,11 +43,7 @@ export async function publishTag (context: AgentContext, repository: string, tag
     deleted: false
   }
 
-  const signed = await signTagRecord(record, context.privateKey, options)
-  const result = await context.catalog.add(signed, options)
-  if (result.status !== 'applied') {
-    throw new Error(`the catalog did not accept the new record for ${repository}:${tag} (${result.status}: ${result.reason ?? 'no reason given'})`)
-  }
+  const signed = await signAndMerge(context, record, 'the new record', options)
 
   await context.layout.setRef(`${repository}:${tag}`, { mediaType: descriptor.mediaType, digest: descriptor.digest, size: descriptor.size })
   const announcedTo = await context.announcer.announce(signed)
@@ -93,14 +89,24 @@ export async function deleteTag (context: AgentContext, repository: string, tag:
     publisher: context.peerId,
     deleted: true
   }
-  const signed = await signTagRecord(record, context.privateKey, options)
-  const result = await context.catalog.add(signed, options)
-  if (result.status !== 'applied') {
-    throw new Error(`the catalog did not accept the deletion of ${repository}:${tag} (${result.status}: ${result.reason ?? 'no reason given'})`)
-  }
+  const signed = await signAndMerge(context, record, 'the deletion', options)
 
   await context.layout.removeRef(`${repository}:${tag}`)
   await context.announcer.announce(signed)
   log('deleted %s:%s', repository, tag)
   return true
+}
+
+/**
+ * Signs a record of this device and merges it into the catalog. Its clock
+ * came from `catalog.nextHlc`, so anything but "applied" means the catalog
+ * changed in between or rejected it, and the caller must not announce it.
+ */
+async function signAndMerge (context: AgentContext, record: TagRecord, what: string, options: AbortOptions): Promise<SignedTagRecord> {
+  const signed = await signTagRecord(record, context.privateKey, options)
+  const result = await context.catalog.add(signed, options)
+  if (result.status !== 'applied') {
+    throw new Error(`the catalog did not accept ${what} of ${record.repository}:${record.tag} (${result.status}: ${result.reason ?? 'no reason given'})`)
+  }
+  return signed
 }
