@@ -264,8 +264,9 @@ export class BlobFetcher {
     let timer = setTimeout(() => { stall.abort(new StallError(`${peer.toString()} sent nothing for ${STALL_TIMEOUT_MS} ms`)) }, STALL_TIMEOUT_MS)
     const cleanups: Array<() => void> = []
 
+    let reply: Awaited<ReturnType<typeof requestBlob>> | undefined
     try {
-      const reply = await requestBlob(this.node, peer, digest, writer.offset, { signal })
+      reply = await requestBlob(this.node, peer, digest, writer.offset, { signal })
       if (reply.status === BlobResponse.Status.NOT_FOUND) {
         return 'missing'
       }
@@ -284,7 +285,8 @@ export class BlobFetcher {
 
       // The body is read from the stream itself, which no signal reaches:
       // abort it when the stall timer or the caller gives up.
-      const abortStream = (): void => { reply.stream.abort(signal.reason instanceof Error ? signal.reason : new Error('aborted')) }
+      const stream = reply.stream
+      const abortStream = (): void => { stream.abort(signal.reason instanceof Error ? signal.reason : new Error('aborted')) }
       signal.addEventListener('abort', abortStream, { once: true })
       cleanups.push(() => { signal.removeEventListener('abort', abortStream) })
 
@@ -322,7 +324,9 @@ export class BlobFetcher {
         throw new Error(`stream ended after ${writer.offset} of ${reply.sizeBytes} bytes`)
       }
       return 'done'
-    } catch (err) {
+    } catch (err: any) {
+      // An unfinished stream would keep counting against the per-connection stream limit.
+      reply?.stream.abort(err instanceof Error ? err : new Error(String(err)))
       if (stall.signal.aborted) {
         throw stall.signal.reason
       }

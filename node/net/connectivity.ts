@@ -43,11 +43,34 @@ export class ConnectivityKeeper {
     }
   }
 
+  /**
+   * A new connection after failed dials often means the network came back
+   * (a partition healed), so peers waiting out a long backoff are dialled
+   * again within a second instead of up to a minute later.
+   */
+  private readonly onConnect = (): void => {
+    for (const peer of this.kept.values()) {
+      if (peer.delayMs > REDIAL_INITIAL_DELAY_MS && !peer.dialing && !this.isConnected(peer.peerId)) {
+        peer.delayMs = REDIAL_INITIAL_DELAY_MS
+        this.schedule(peer, Math.random() * REDIAL_INITIAL_DELAY_MS)
+      }
+    }
+    for (const state of this.known.values()) {
+      state.nextDialMs = Math.min(state.nextDialMs, Date.now() + Math.random() * REDIAL_INITIAL_DELAY_MS)
+      state.delayMs = REDIAL_INITIAL_DELAY_MS
+    }
+  }
+
   constructor (private readonly node: KilomeshLibp2p, private readonly minConnections = DEFAULT_MIN_CONNECTIONS) {}
+
+  private isConnected (peerId: string): boolean {
+    return this.node.getConnections().some(connection => connection.remotePeer.toString() === peerId)
+  }
 
   start (addresses: string[]): void {
     this.node.addEventListener('peer:disconnect', this.onDisconnect)
     this.node.addEventListener('peer:discovery', this.onDiscovery)
+    this.node.addEventListener('peer:connect', this.onConnect)
     this.timer = setInterval(() => { void this.topUp() }, KEEPER_INTERVAL_MS)
     this.timer.unref?.()
     for (const address of addresses) {
@@ -73,6 +96,7 @@ export class ConnectivityKeeper {
     clearInterval(this.timer)
     this.node.removeEventListener('peer:disconnect', this.onDisconnect)
     this.node.removeEventListener('peer:discovery', this.onDiscovery)
+    this.node.removeEventListener('peer:connect', this.onConnect)
     for (const peer of this.kept.values()) {
       clearTimeout(peer.timer)
     }

@@ -1,10 +1,10 @@
 /** Defaults of the agent's networking, with units in their names. */
 
 /** Inbound blob streams one connection may have open at once. */
-export const MAX_INBOUND_BLOB_STREAMS = 16
+export const MAX_INBOUND_BLOB_STREAMS = 32
 
 /** Outbound blob streams one connection may have open at once. */
-export const MAX_OUTBOUND_BLOB_STREAMS = 16
+export const MAX_OUTBOUND_BLOB_STREAMS = 32
 
 /** Inbound resolve streams one connection may have open at once. */
 export const MAX_INBOUND_RESOLVE_STREAMS = 8

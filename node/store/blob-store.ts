@@ -272,21 +272,41 @@ export class BlobStore {
     }
 
     // An empty blob, or a read starting at the end, has nothing to stream.
-    const stream: AsyncIterable<Uint8Array> = start >= info.sizeBytes || info.sizeBytes === 0
-      ? (async function * () {})()
-      : createReadStream(this.pathOf(digest), { start, end: options.end, signal: options.signal, highWaterMark: 256 * 1024 })
+    if (start >= info.sizeBytes || info.sizeBytes === 0) {
+      return { sizeBytes: info.sizeBytes, stream: (async function * () {})() }
+    }
+
+    const stream = createReadStream(this.pathOf(digest), { start, end: options.end, signal: options.signal, highWaterMark: 256 * 1024 })
+    // A reader that stops before iterating, then aborts the signal, would
+    // otherwise leave an 'error' event with no listener, which ends the process.
+    // A reader that iterates still gets the error from the iterator.
+    stream.on('error', err => { log.trace('read stream of %s ended: %e', digest, err) })
 
     return { sizeBytes: info.sizeBytes, stream }
   }
 
-  /** Marks a blob as used now, for least-recently-used eviction. */
+  /**
+   * Marks a blob as used now, for least-recently-used eviction. The record of
+   * a past verification moves to the new mtime only if the file had not
+   * changed since it was verified; otherwise the next read hashes it again.
+   */
   async touch (digest: OciDigest): Promise<void> {
-    const now = new Date()
-    await utimes(this.pathOf(digest), now, now)
+    const path = this.pathOf(digest)
+    const before = await stat(path)
     const known = this.verified.get(digest)
-    if (known != null) {
-      const info = await stat(this.pathOf(digest))
-      this.verified.set(digest, { sizeBytes: known.sizeBytes, mtimeMs: info.mtimeMs })
+    const unchanged = known?.sizeBytes === before.size && known.mtimeMs === before.mtimeMs
+
+    const now = new Date()
+    await utimes(path, now, now)
+
+    if (known == null) {
+      return
+    }
+    if (unchanged) {
+      const after = await stat(path)
+      this.verified.set(digest, { sizeBytes: known.sizeBytes, mtimeMs: after.mtimeMs })
+    } else {
+      this.verified.delete(digest)
     }
   }
 

@@ -58,6 +58,15 @@ describe('store blob store', () => {
     expect(await fresh.has(digest)).to.equal(false)
   })
 
+  it('touch does not hide a corruption', async () => {
+    await store.put(bytes, digest)
+    await writeFile(store.pathOf(digest), 'tampered after verification')
+
+    await store.touch(digest)
+
+    await expectRejection(store.read(digest), CorruptBlobError)
+  })
+
   it('streams from an offset', async () => {
     await store.put(bytes, digest)
 
