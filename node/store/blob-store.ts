@@ -1,9 +1,9 @@
 /**
  * Content store for OCI blobs, laid out as the `blobs/sha256/<hex>` folder of
- * an OCI image layout. A blob only ever appears under its final name after
- * its bytes were hashed and matched the digest, and it is hashed again before
- * it is first served by this process, so the store never returns bytes it has
- * not verified.
+ * an OCI image layout. A blob appears under its final name only after its
+ * bytes were hashed and matched the digest. It is hashed again before this
+ * process first serves it, so the store never returns bytes it has not
+ * verified.
  */
 import { createHash, randomBytes, type Hash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
@@ -18,7 +18,7 @@ import type { AbortOptions } from '@libp2p/interface'
 
 const log = logger('kilomesh:store')
 
-/** Name of the folder, inside the data directory, that holds partial writes. */
+/** Name of the folder, inside the data directory, that contains partial writes. */
 export const TEMPORARY_FOLDER = 'tmp'
 
 /** Size and last use of a stored blob. */
@@ -34,7 +34,7 @@ export interface BlobInfo {
  * stores the blob only if the hash matches the expected digest.
  */
 export class BlobWriter {
-  /** Number of bytes received so far; a resumed download asks its next source from here. */
+  /** Number of bytes received so far; a resumed download requests the rest from its next source starting here. */
   offset = 0
   private readonly hash: Hash = createHash('sha256')
   private closed = false
