@@ -64,6 +64,14 @@ export async function createDataDir (prefix = 'km-test-'): Promise<string> {
   return dir
 }
 
+/** Agent processes still running; killed when the test process exits, so a failed hook leaves none behind. */
+const runningAgents = new Set<ChildProcess>()
+process.once('exit', () => {
+  for (const child of runningAgents) {
+    child.kill('SIGKILL')
+  }
+})
+
 async function sleep (ms: number): Promise<void> {
   await new Promise(resolve => setTimeout(resolve, ms))
 }
@@ -80,7 +88,9 @@ export async function startAgent (options: { dir?: string, bootstrap?: string[],
   let output = ''
   child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString() })
   child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString() })
+  runningAgents.add(child)
   const exited = new Promise<number | null>(resolve => child.once('exit', resolve))
+  child.once('exit', () => { runningAgents.delete(child) })
 
   const deadline = Date.now() + (options.timeoutMs ?? 20_000)
   let info: AgentFileContent | undefined
