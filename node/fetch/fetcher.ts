@@ -293,30 +293,18 @@ export class BlobFetcher {
       // The body length is known from the header, so reading stops at the last
       // byte instead of waiting for the peer to close its side of the stream.
       if (writer.offset < reply.sizeBytes) {
-        // One disk write stays in flight while the next chunk is read from the
-        // network. Every exit waits for it, so the writer's offset is final
-        // before the next source resumes from it.
-        let received = writer.offset
-        let writing: Promise<void> = Promise.resolve()
-        try {
-          for await (const chunk of reply.body) {
-            clearTimeout(timer)
-            timer = setTimeout(() => { stall.abort(new StallError(`${peer.toString()} sent nothing for ${STALL_TIMEOUT_MS} ms`)) }, STALL_TIMEOUT_MS)
-            await writing
-            writing = writer.write(chunk)
-            // A handler now, so a failed write never counts as unhandled; awaiting it still throws.
-            writing.catch(() => {})
-            received += chunk.byteLength
-            this.stats.receivedBytes += chunk.byteLength
-            options.onProgress?.({ digest, receivedBytes: received, totalBytes: reply.sizeBytes })
-            if (received >= reply.sizeBytes) {
-              break
-            }
+        // Each chunk is hashed and written before the next is read: the
+        // stream may reuse a chunk's memory once the next read begins.
+        for await (const chunk of reply.body) {
+          clearTimeout(timer)
+          timer = setTimeout(() => { stall.abort(new StallError(`${peer.toString()} sent nothing for ${STALL_TIMEOUT_MS} ms`)) }, STALL_TIMEOUT_MS)
+          await writer.write(chunk)
+          this.stats.receivedBytes += chunk.byteLength
+          options.onProgress?.({ digest, receivedBytes: writer.offset, totalBytes: reply.sizeBytes })
+          if (writer.offset >= reply.sizeBytes) {
+            break
           }
-        } finally {
-          await writing.catch(() => {})
         }
-        await writing
       }
       await reply.stream.close({ signal }).catch(() => {})
 

@@ -55,11 +55,6 @@ export async function requestBlob (node: KilomeshLibp2p, peer: PeerId, digest: O
 
 async function * toBytes (stream: Stream): AsyncGenerator<Uint8Array> {
   for await (const chunk of stream) {
-    if (chunk instanceof Uint8Array) {
-      yield chunk
-    } else {
-      // A list's buffers are yielded one by one; subarray() would copy them into one.
-      yield * chunk
-    }
+    yield chunk instanceof Uint8Array ? chunk : chunk.subarray()
   }
 }

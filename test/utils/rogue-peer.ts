@@ -74,6 +74,7 @@ export async function startRoguePeer (layout: string, behaviour: RogueBehaviour)
     node,
     address: node.getMultiaddrs()[0]?.toString() ?? '',
     requests,
+    // Safe to call more than once, so tests can stop a peer early and again in cleanup.
     stop: async () => {
       stalled.abort()
       await node.stop()

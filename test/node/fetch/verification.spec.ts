@@ -82,6 +82,9 @@ describe('fetch verification and failover', function () {
 
     expect(await exists(join(b.dir, 'blobs', 'sha256', image.layer.slice(7)))).to.equal(true)
     expect(rogue.requests.get(image.layer)).to.equal(1)
+
+    // Later tests must not find this peer through the DHT and be served corrupted bytes.
+    await rogue.stop()
   })
 
   it('resumes a stalled transfer from the received offset on another source', async () => {
@@ -101,6 +104,7 @@ describe('fetch verification and failover', function () {
     // Resumption means no byte was received twice.
     expect(pulled.fetchedBytes).to.equal(image.totalBytes)
     expect(await exists(join(b.dir, 'blobs', 'sha256', image.layer.slice(7)))).to.equal(true)
+    await rogue.stop()
   })
 
   it('leaves no partial blob after SIGKILL mid-pull, and the next pull completes', async () => {
