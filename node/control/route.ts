@@ -1,8 +1,8 @@
-/** What a control API route is, and helpers for its handlers. */
+/** The control API route type, and helpers for its handlers. */
 import type { Agent } from '../agent/agent.js'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 
-/** A request error with the HTTP status to answer. */
+/** A request error with the HTTP status to respond with. */
 export class RequestError extends Error {
   constructor (readonly status: number, message: string, readonly errorName = 'BadRequestError') {
     super(message)
@@ -20,7 +20,7 @@ export interface RouteRequest {
 
 /**
  * One control endpoint. `handle` returns the JSON value to send with status
- * 200, or undefined when it wrote the response itself (streaming answers).
+ * 200, or undefined when it wrote the response itself (streaming responses).
  */
 export interface ControlRoute {
   method: 'GET' | 'POST'

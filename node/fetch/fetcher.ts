@@ -59,7 +59,7 @@ export interface FetchOptions extends AbortOptions {
   preferredPeers?: PeerId[]
   onProgress?: (progress: FetchProgress) => void
   /**
-   * How long to keep looking when no peer holds the blob yet, in ms. A
+   * How long to keep looking when no peer has the blob yet, in ms. A
    * rollout's pulls pass a long wait, because holders appear as others finish.
    * @default DEFAULT_WAIT_FOR_SOURCES_MS
    */
@@ -121,8 +121,8 @@ export class BlobFetcher {
     const signal = options.signal
     // Peers that failed, lacked the blob or sent bad bytes during this transfer.
     const tried = new Set<string>()
-    // Preferred and recent sources are asked for the body straight away; a
-    // miss costs one round trip before the connected peers and the DHT are asked.
+    // Preferred and recent sources are sent a full request straight away. A
+    // miss costs one round trip before the connected peers and the DHT are probed.
     const connected = new Set(this.node.getPeers().map(peer => peer.toString()))
     const queue: PeerId[] = []
     for (const peer of [...(options.preferredPeers ?? []), ...this.recentSources.filter(recent => connected.has(recent.toString()))]) {
@@ -152,7 +152,7 @@ export class BlobFetcher {
           queue.push(...shuffle(found.ready))
           if (queue.length === 0) {
             // During a rollout a blob may not be provided anywhere yet, so an
-            // empty answer is asked again until the wait for sources runs out.
+            // empty result is retried until the wait for sources runs out.
             if (found.busy.length === 0 && Date.now() >= waitUntilMs) {
               break
             }
@@ -236,8 +236,8 @@ export class BlobFetcher {
   }
 
   /**
-   * Blames a blob that did not match its digest: a single contributor is
-   * penalised; with several, each is retried alone from the start so that a
+   * Blames a blob that did not match its digest. A single contributor is
+   * penalised. With several, each is retried alone from the start, so that a
    * further mismatch names the bad one.
    */
   private handleMismatch (digest: OciDigest, contributors: string[], tried: Set<string>, queue: PeerId[], err: Error): void {
@@ -274,7 +274,7 @@ export class BlobFetcher {
         return 'busy'
       }
       if (reply.status !== BlobResponse.Status.OK) {
-        throw new Error(`peer answered ${BlobResponse.Status[reply.status] ?? reply.status}: ${reply.message}`)
+        throw new Error(`peer responded ${BlobResponse.Status[reply.status] ?? reply.status}: ${reply.message}`)
       }
 
       if (options.sizeBytes != null && reply.sizeBytes !== options.sizeBytes) {

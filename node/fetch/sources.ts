@@ -22,7 +22,7 @@ const log = logger('kilomesh:sources')
 const MAX_PROBED_PEERS = 8
 
 
-/** Holders that can serve now, and holders that answered BUSY. */
+/** Holders that can serve now, and holders that responded BUSY. */
 export interface FoundSources {
   ready: PeerId[]
   busy: PeerId[]
@@ -72,7 +72,7 @@ export class SourceFinder {
       return !exclude.has(name) && !this.penalties.isPenalised(name) && !peer.equals(this.node.peerId)
     }
 
-    // Each probe is a stream, so a well-connected agent asks a random sample
+    // Each probe is a stream, so a well-connected agent probes a random sample
     // of its peers per round rather than all of them.
     await this.ask(sample(this.node.getPeers().filter(usable), MAX_PROBED_PEERS), digest, found, options)
     if (found.ready.length > 0 || this.node.services.dht == null) {
@@ -130,8 +130,8 @@ export class SourceFinder {
   private async ask (peers: PeerId[], digest: OciDigest, found: FoundSources, options: AbortOptions): Promise<void> {
     const signal = timeoutSignal(RESOLVE_TIMEOUT_MS, options.signal)
     await Promise.all(peers.map(async peer => {
-      // Only a failed dial says the peer is gone; a failed stream on a live
-      // connection (a reset, a stream limit) says nothing about next time.
+      // Only a failed dial shows the peer is gone. A failed stream on a live
+      // connection (a reset, a stream limit) shows nothing about the next try.
       if (this.node.getConnections(peer).length === 0) {
         try {
           await this.node.dial(peer, { signal })
@@ -152,7 +152,7 @@ export class SourceFinder {
           found.busy.push(peer)
         }
       } catch (err: any) {
-        log.trace('%p did not answer whether it holds %s: %e', peer, digest, err)
+        log.trace('%p did not respond whether it has %s: %e', peer, digest, err)
       }
     }))
   }

@@ -1,5 +1,5 @@
 /**
- * Server side of `/kilomesh/blob/1.0.0`: reads one BlobRequest, answers a
+ * Server side of `/kilomesh/blob/1.0.0`: reads one BlobRequest, sends a
  * BlobResponse header, then streams the verified blob bytes from the
  * requested offset and closes the stream.
  */
@@ -22,7 +22,7 @@ export interface BlobServerStats {
   requests: number
   servedBlobs: number
   sentBytes: number
-  /** Requests answered BUSY because of the upload budget. */
+  /** Requests that got BUSY because of the upload budget. */
   busyAnswers: number
 }
 
@@ -76,7 +76,7 @@ export class BlobServer {
       try {
         body = await this.store.readStream(digest, { offset: Number(request.offset), signal })
       } catch (err: any) {
-        // A blob that failed verification was removed; say so instead of serving it.
+        // A blob that failed verification was removed; report it as missing instead of serving it.
         const status = err instanceof CorruptBlobError ? BlobResponse.Status.NOT_FOUND : BlobResponse.Status.ERROR
         await messages.write({ status, size: 0n, message: err.message }, BlobResponse, { signal })
         await stream.close({ signal })

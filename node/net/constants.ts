@@ -18,7 +18,7 @@ export const STALL_TIMEOUT_MS = 10_000
 /** Upper bound on one blob transfer, whatever its progress. */
 export const MAX_TRANSFER_TIME_MS = 10 * 60_000
 
-/** Time to wait for the answers of connected peers when resolving a tag. */
+/** Time to wait for the responses of connected peers when resolving a tag. */
 export const RESOLVE_TIMEOUT_MS = 3_000
 
 /** How long a peer that sent bytes not matching their digest is not asked for blobs again. */
@@ -46,7 +46,7 @@ export const MAX_PROVIDERS_PER_LOOKUP = 20
 /** How long a provider that could not be dialled is skipped. */
 export const DEAD_PROVIDER_MS = 10 * 60_000
 
-/** Copies of one blob the server sends within UPLOAD_WINDOW_MS before it answers BUSY. */
+/** Copies of one blob the server sends within UPLOAD_WINDOW_MS before it responds BUSY. */
 export const MAX_UPLOADS_PER_BLOB = 4
 
 /** Window for MAX_UPLOADS_PER_BLOB. */

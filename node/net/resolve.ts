@@ -16,7 +16,7 @@ import type { AbortOptions, PeerId } from '@libp2p/interface'
 
 const log = logger('kilomesh:resolve')
 
-/** Registers the resolve handler, which answers from the local catalog. */
+/** Registers the resolve handler, which responds from the local catalog. */
 export async function handleResolve (node: KilomeshLibp2p, catalog: Catalog): Promise<void> {
   await node.handle(RESOLVE_PROTOCOL, async (stream, connection) => {
     const signal = AbortSignal.timeout(REQUEST_TIMEOUT_MS)
@@ -43,7 +43,7 @@ export async function handleResolve (node: KilomeshLibp2p, catalog: Catalog): Pr
 
 /**
  * Asks every connected peer for its record of `repository:tag` and merges the
- * answers into the catalog (each is verified there). Returns the peers whose
+ * responses into the catalog (each is verified there). Returns the peers whose
  * record is the one that won, as the first sources to fetch from.
  */
 export async function resolveFromPeers (node: KilomeshLibp2p, catalog: Catalog, repository: string, tag: string, options: AbortOptions = {}): Promise<PeerId[]> {

@@ -1,8 +1,8 @@
 /**
  * How many copies of each blob this agent uploads. Once it has sent a blob
- * to MAX_UPLOADS_PER_BLOB different peers within UPLOAD_WINDOW_MS, and those
- * peers are still connected (so still in the mesh to pass it on), further
- * peers get BUSY and fetch from the peers that already have a copy. A
+ * to MAX_UPLOADS_PER_BLOB different peers within UPLOAD_WINDOW_MS, further
+ * peers get BUSY and fetch from the peers that already have a copy. Only
+ * recipients still connected count, because only they can pass it on. A
  * publisher therefore uploads a few copies however large the fleet, while a
  * lone holder whose earlier recipients left keeps serving. Resumed transfers
  * and peers that already received a copy are always served.
@@ -32,7 +32,7 @@ export class UploadBudget {
   }
 
   /**
-   * Returns the reason to answer BUSY, or undefined when the upload may go
+   * Returns the reason to respond BUSY, or undefined when the upload may go
    * ahead. `isConnected` tells whether an earlier recipient is still connected.
    */
   check (digest: string, peer: string, offset: number, isConnected: (peer: string) => boolean = () => true): string | undefined {
