@@ -71,21 +71,24 @@ export class BlobServer {
         return
       }
 
+      // The upload counts against the budget from the moment it passed the
+      // check, before any await: requests arriving together must not all
+      // pass the check before the first one is counted.
       const digest = request.digest as OciDigest
-      let body
-      try {
-        body = await this.store.readStream(digest, { offset: Number(request.offset), signal })
-      } catch (err: any) {
-        // A blob that failed verification was removed; report it as missing instead of serving it.
-        const status = err instanceof CorruptBlobError ? BlobResponse.Status.NOT_FOUND : BlobResponse.Status.ERROR
-        await messages.write({ status, size: 0n, message: err.message }, BlobResponse, { signal })
-        await stream.close({ signal })
-        return
-      }
-
       const endUpload = this.budget.begin(digest, peer.toString())
       let sentBytes = 0
       try {
+        let body
+        try {
+          body = await this.store.readStream(digest, { offset: Number(request.offset), signal })
+        } catch (err: any) {
+          // A blob that failed verification was removed; report it as missing instead of serving it.
+          const status = err instanceof CorruptBlobError ? BlobResponse.Status.NOT_FOUND : BlobResponse.Status.ERROR
+          await messages.write({ status, size: 0n, message: err.message }, BlobResponse, { signal })
+          await stream.close({ signal })
+          return
+        }
+
         await messages.write(answer, BlobResponse, { signal })
         const raw = messages.unwrap()
         for await (const chunk of body.stream) {

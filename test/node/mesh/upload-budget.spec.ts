@@ -1,0 +1,50 @@
+import { randomBytes } from 'node:crypto'
+import { expect } from 'chai'
+import { requestBlob } from '../../../node/net/blob-client.js'
+import { MAX_UPLOADS_PER_BLOB } from '../../../node/net/constants.js'
+import { BlobResponse } from '../../../protocol/messages/blob.js'
+import { addressOf, startLocalAgent, stopLocalAgents, waitUntil } from '../../utils/in-process.js'
+import type { Agent } from '../../../node/agent/agent.js'
+
+describe('blob server upload budget', function () {
+  this.timeout(120_000)
+  const agents: Agent[] = []
+
+  afterEach(async () => {
+    await stopLocalAgents(agents.splice(0))
+  })
+
+  it('sends at most the budgeted copies when many peers ask for a blob at the same moment', async () => {
+    const holder = await startLocalAgent({ dht: false })
+    agents.push(holder)
+    const bytes = randomBytes(256 * 1024)
+    const digest = await holder.context.store.put(bytes)
+
+    const askers: Agent[] = []
+    for (let i = 0; i < MAX_UPLOADS_PER_BLOB + 3; i++) {
+      const asker = await startLocalAgent({ dht: false, bootstrap: [addressOf(holder)] })
+      agents.push(asker)
+      askers.push(asker)
+    }
+    await waitUntil(() => askers.every(asker => asker.node.getConnections(holder.node.peerId).length > 0), 'every asker to connect to the holder')
+
+    // Every request is sent before any response is read, so they reach the
+    // server together, as in a rollout where all devices learn a tag at once.
+    const statuses = await Promise.all(askers.map(async asker => {
+      const reply = await requestBlob(asker.node, holder.node.peerId, digest, 0, { signal: AbortSignal.timeout(20_000) })
+      let receivedBytes = 0
+      for await (const chunk of reply.body) {
+        receivedBytes += chunk.byteLength
+      }
+      await reply.stream.close().catch(() => {})
+      return { status: reply.status, receivedBytes }
+    }))
+
+    const served = statuses.filter(result => result.status === BlobResponse.Status.OK)
+    const busy = statuses.filter(result => result.status === BlobResponse.Status.BUSY)
+    expect(served).to.have.lengthOf(MAX_UPLOADS_PER_BLOB)
+    expect(busy).to.have.lengthOf(askers.length - MAX_UPLOADS_PER_BLOB)
+    expect(served.every(result => result.receivedBytes === bytes.byteLength)).to.equal(true)
+    expect(holder.context.blobServer.stats.sentBytes).to.equal(MAX_UPLOADS_PER_BLOB * bytes.byteLength)
+  })
+})
