@@ -5,16 +5,18 @@
  * process first serves it, so the store never returns bytes it has not
  * verified.
  */
-import { createHash, randomBytes, type Hash } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { createReadStream } from 'node:fs'
 import { mkdir, open, readdir, rename, rm, stat, utimes, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { logger } from '@libp2p/logger'
 import { digestHex, parseDigest, type OciDigest } from '../../protocol/digest.js'
-import { DigestMismatchError } from '../../protocol/errors.js'
 import { fsyncDirectory } from './atomic-file.js'
-import { BlobNotFoundError, BlobTooLargeError, CorruptBlobError } from './errors.js'
+import { BlobWriter } from './blob-writer.js'
+import { BlobNotFoundError, CorruptBlobError } from './errors.js'
 import type { AbortOptions } from '@libp2p/interface'
+
+export { BlobWriter, type CommittedBlob } from './blob-writer.js'
 
 const log = logger('kilomesh:store')
 
@@ -29,78 +31,45 @@ export interface BlobInfo {
   lastUsedMs: number
 }
 
-/**
- * An in-progress write of one blob. Bytes are hashed as they arrive; `commit`
- * stores the blob only if the hash matches the expected digest.
- */
-export class BlobWriter {
-  /** Number of bytes received so far; a resumed download requests the rest from its next source starting here. */
-  offset = 0
-  private readonly hash: Hash = createHash('sha256')
-  private closed = false
+/** A stored blob, verified and open for reading. */
+export interface OpenBlob {
+  digest: OciDigest
+  sizeBytes: number
+  /** Reads `lengthBytes` from `position` into a new buffer; returns fewer only at the end of the file. */
+  read: (position: number, lengthBytes: number) => Promise<Uint8Array>
+  close: () => Promise<void>
+}
 
-  constructor (
-    private readonly store: BlobStore,
-    private readonly handle: FileHandle,
-    readonly temporaryPath: string,
-    readonly expectedDigest: OciDigest | undefined,
-    readonly expectedSizeBytes: number | undefined
-  ) {}
+/** Read size used when hashing a stored file. */
+const HASH_READ_BYTES = 1024 * 1024
 
-  /** Appends a chunk; throws BlobTooLargeError when it goes past the expected size. */
-  async write (chunk: Uint8Array): Promise<void> {
-    if (this.closed) {
-      throw new Error('blob writer is already closed')
-    }
-
-    if (this.expectedSizeBytes != null && this.offset + chunk.byteLength > this.expectedSizeBytes) {
-      throw new BlobTooLargeError(`blob ${this.expectedDigest ?? ''} received ${this.offset + chunk.byteLength} bytes, more than its size of ${this.expectedSizeBytes} bytes`)
-    }
-
-    this.hash.update(chunk)
-    let written = 0
-    while (written < chunk.byteLength) {
-      const { bytesWritten } = await this.handle.write(chunk, written, chunk.byteLength - written)
-      written += bytesWritten
-    }
-    this.offset += chunk.byteLength
-  }
-
-  /**
-   * Verifies and stores the blob under its digest, atomically. On a mismatch
-   * the partial file is removed and DigestMismatchError is thrown, so nothing
-   * unverified ever becomes visible.
-   */
-  async commit (options?: AbortOptions): Promise<OciDigest> {
+async function hashOpenFile (handle: FileHandle, sizeBytes: number, options?: AbortOptions): Promise<string> {
+  const hash = createHash('sha256')
+  const buffer = Buffer.allocUnsafe(Math.min(HASH_READ_BYTES, Math.max(sizeBytes, 1)))
+  let position = 0
+  while (true) {
     options?.signal?.throwIfAborted()
-    this.closed = true
-
-    const digest: OciDigest = `sha256:${this.hash.digest('hex')}`
-    try {
-      if (this.expectedSizeBytes != null && this.offset !== this.expectedSizeBytes) {
-        throw new DigestMismatchError(`blob ${this.expectedDigest ?? digest} has ${this.offset} bytes but ${this.expectedSizeBytes} were expected`)
-      }
-
-      if (this.expectedDigest != null && digest !== this.expectedDigest) {
-        throw new DigestMismatchError(`bytes received for ${this.expectedDigest} hash to ${digest}`)
-      }
-
-      await this.handle.sync()
-      await this.handle.close()
-      await this.store.adopt(this.temporaryPath, digest, this.offset)
-      return digest
-    } catch (err) {
-      await this.abort()
-      throw err
+    const { bytesRead } = await handle.read(buffer, 0, buffer.byteLength, position)
+    if (bytesRead === 0) {
+      break
     }
+    hash.update(buffer.subarray(0, bytesRead))
+    position += bytesRead
   }
+  return `sha256:${hash.digest('hex')}`
+}
 
-  /** Drops the partial write. Safe to call more than once. */
-  async abort (): Promise<void> {
-    this.closed = true
-    await this.handle.close().catch(() => {})
-    await rm(this.temporaryPath, { force: true })
+async function readAt (handle: FileHandle, position: number, lengthBytes: number): Promise<Uint8Array> {
+  const buffer = Buffer.allocUnsafe(lengthBytes)
+  let filled = 0
+  while (filled < lengthBytes) {
+    const { bytesRead } = await handle.read(buffer, filled, lengthBytes - filled, position + filled)
+    if (bytesRead === 0) {
+      break
+    }
+    filled += bytesRead
   }
+  return filled === lengthBytes ? buffer : buffer.subarray(0, filled)
 }
 
 /** The blob folder of a data directory, with verified atomic writes and verified reads. */
@@ -152,7 +121,8 @@ export class BlobStore {
   async createWriter (expectedDigest?: OciDigest, expectedSizeBytes?: number): Promise<BlobWriter> {
     const temporaryPath = join(this.temporaryFolder, `${randomBytes(8).toString('hex')}.partial`)
     const handle = await open(temporaryPath, 'wx', 0o644)
-    return new BlobWriter(this, handle, temporaryPath, expectedDigest == null ? undefined : parseDigest(expectedDigest), expectedSizeBytes)
+    const adopt = async (path: string, digest: OciDigest, sizeBytes: number, mtimeMs: number): Promise<void> => { await this.adopt(path, digest, sizeBytes, mtimeMs) }
+    return new BlobWriter(handle, temporaryPath, expectedDigest == null ? undefined : parseDigest(expectedDigest), expectedSizeBytes, adopt)
   }
 
   /** Stores bytes held in memory, verified against `expectedDigest` when given. */
@@ -185,14 +155,12 @@ export class BlobStore {
     return { digest, sizeBytes }
   }
 
-  /** Moves a verified temporary file to its final name. Only BlobWriter calls this. */
-  async adopt (temporaryPath: string, digest: OciDigest, sizeBytes: number): Promise<void> {
-    const path = this.pathOf(digest)
-    await rename(temporaryPath, path)
+  /** Moves a verified temporary file, whose mtime is `mtimeMs`, to its final name. Only BlobWriter calls this. */
+  private async adopt (temporaryPath: string, digest: OciDigest, sizeBytes: number, mtimeMs: number): Promise<void> {
+    await rename(temporaryPath, this.pathOf(digest))
     await fsyncDirectory(this.blobFolder)
 
-    const info = await stat(path)
-    this.verified.set(digest, { sizeBytes, mtimeMs: info.mtimeMs })
+    this.verified.set(digest, { sizeBytes, mtimeMs })
     log('stored blob %s (%d bytes)', digest, sizeBytes)
     this.notify(this.storedListeners, digest)
   }
@@ -240,16 +208,59 @@ export class BlobStore {
       hash.update(chunk as Buffer)
     }
 
-    const actual = `sha256:${hash.digest('hex')}`
-    if (actual !== digest) {
-      log.error('blob %s on disk hashes to %s; removing it', digest, actual)
-      await rm(this.pathOf(digest), { force: true })
-      this.verified.delete(digest)
-      throw new CorruptBlobError(`stored blob ${digest} was corrupt (it hashed to ${actual}) and has been removed; fetch it again`)
-    }
-
+    await this.checkHash(digest, `sha256:${hash.digest('hex')}`)
     this.verified.set(digest, { sizeBytes: info.sizeBytes, mtimeMs: info.lastUsedMs })
     return info
+  }
+
+  /**
+   * Opens a stored blob for reading, or returns undefined when it is not
+   * stored. The open file is hashed first unless this process already
+   * verified it at its current size and mtime, so the bytes read are the ones
+   * that were checked. A blob that no longer matches is removed and
+   * CorruptBlobError is thrown. The caller must close what it opened.
+   */
+  async open (digest: OciDigest, options?: AbortOptions): Promise<OpenBlob | undefined> {
+    let handle: FileHandle
+    try {
+      handle = await open(this.pathOf(digest), 'r')
+    } catch (err: any) {
+      if (err.code === 'ENOENT') {
+        return undefined
+      }
+      throw err
+    }
+
+    try {
+      const info = await handle.stat()
+      const known = this.verified.get(digest)
+      if (known?.sizeBytes !== info.size || known.mtimeMs !== info.mtimeMs) {
+        await this.checkHash(digest, await hashOpenFile(handle, info.size, options))
+        this.verified.set(digest, { sizeBytes: info.size, mtimeMs: info.mtimeMs })
+      }
+
+      return {
+        digest,
+        sizeBytes: info.size,
+        read: async (position, lengthBytes) => readAt(handle, position, lengthBytes),
+        close: async () => { await handle.close() }
+      }
+    } catch (err) {
+      await handle.close().catch(() => {})
+      throw err
+    }
+  }
+
+  /** Removes a stored blob whose bytes hash to `actual` instead of `digest`, and throws CorruptBlobError. */
+  private async checkHash (digest: OciDigest, actual: string): Promise<void> {
+    if (actual === digest) {
+      return
+    }
+
+    log.error('blob %s on disk hashes to %s; removing it', digest, actual)
+    await rm(this.pathOf(digest), { force: true })
+    this.verified.delete(digest)
+    throw new CorruptBlobError(`stored blob ${digest} was corrupt (it hashed to ${actual}) and has been removed; fetch it again`)
   }
 
   /** Reads a whole blob into memory after verifying it. Meant for manifests and configs. */
