@@ -53,8 +53,18 @@ export async function requestBlob (node: KilomeshLibp2p, peer: PeerId, digest: O
   }
 }
 
+/**
+ * Yields the body as the stream delivers it. A delivery made of several
+ * buffers is yielded buffer by buffer, because joining them copies every byte.
+ */
 async function * toBytes (stream: Stream): AsyncGenerator<Uint8Array> {
   for await (const chunk of stream) {
-    yield chunk instanceof Uint8Array ? chunk : chunk.subarray()
+    if (chunk instanceof Uint8Array) {
+      yield chunk
+      continue
+    }
+    for (const buffer of chunk) {
+      yield buffer
+    }
   }
 }

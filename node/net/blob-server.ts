@@ -5,15 +5,17 @@
  */
 import { logger } from '@libp2p/logger'
 import { pbStream } from '@libp2p/utils'
+import { encode as lengthPrefixed } from 'it-length-prefixed'
+import { Uint8ArrayList } from 'uint8arraylist'
 import { BLOB_PROTOCOL, MAX_MESSAGE_BYTES } from '../../protocol/constants.js'
-import { isDigest, type OciDigest } from '../../protocol/digest.js'
+import { isDigest } from '../../protocol/digest.js'
 import { BlobRequest, BlobResponse } from '../../protocol/messages/blob.js'
 import { CorruptBlobError } from '../store/errors.js'
-import { MAX_INBOUND_BLOB_STREAMS, MAX_TRANSFER_TIME_MS, REQUEST_TIMEOUT_MS } from './constants.js'
+import { BLOB_CHUNK_BYTES, MAX_INBOUND_BLOB_STREAMS, MAX_TRANSFER_TIME_MS, REQUEST_TIMEOUT_MS } from './constants.js'
 import { UploadBudget } from './upload-budget.js'
-import type { BlobStore } from '../store/blob-store.js'
+import type { BlobStore, OpenBlob } from '../store/blob-store.js'
 import type { KilomeshLibp2p } from './libp2p.js'
-import type { Connection, Stream } from '@libp2p/interface'
+import type { AbortOptions, Connection, Stream } from '@libp2p/interface'
 
 const log = logger('kilomesh:blob-server')
 
@@ -51,51 +53,49 @@ export class BlobServer {
     const peer = connection.remotePeer
     const signal = AbortSignal.any([this.shutdown.signal, AbortSignal.timeout(MAX_TRANSFER_TIME_MS)])
     this.stats.requests++
+    let blob: OpenBlob | undefined
 
     try {
       const messages = pbStream(stream, { maxDataLength: MAX_MESSAGE_BYTES })
       const request = await messages.read(BlobRequest, { signal: AbortSignal.any([signal, AbortSignal.timeout(REQUEST_TIMEOUT_MS)]) })
-      let answer = await this.check(request)
-      if (answer.status === BlobResponse.Status.OK) {
-        const connected = new Set(this.node.getPeers().map(remote => remote.toString()))
-        const busy = this.budget.check(request.digest, peer.toString(), Number(request.offset), recipient => connected.has(recipient))
-        if (busy != null) {
-          this.stats.busyAnswers++
-          answer = { status: BlobResponse.Status.BUSY, size: answer.size, message: busy }
-        }
-      }
+      const checked = await this.check(request, peer.toString(), { signal })
+      blob = checked.blob
+      const raw = messages.unwrap()
 
-      if (answer.status !== BlobResponse.Status.OK || request.headerOnly) {
-        await messages.write(answer, BlobResponse, { signal })
-        await stream.close({ signal })
+      if (blob == null || request.headerOnly) {
+        raw.send(encodeHeader(checked.answer))
+        await raw.close({ signal })
         return
       }
 
-      // The upload counts against the budget from the moment it passed the
-      // check, before any await: requests arriving together must not all
-      // pass the check before the first one is counted.
-      const digest = request.digest as OciDigest
+      const digest = blob.digest
       const endUpload = this.budget.begin(digest, peer.toString())
       let sentBytes = 0
       try {
-        let body
-        try {
-          body = await this.store.readStream(digest, { offset: Number(request.offset), signal })
-        } catch (err: any) {
-          // A blob that failed verification was removed; report it as missing instead of serving it.
-          const status = err instanceof CorruptBlobError ? BlobResponse.Status.NOT_FOUND : BlobResponse.Status.ERROR
-          await messages.write({ status, size: 0n, message: err.message }, BlobResponse, { signal })
-          await stream.close({ signal })
-          return
-        }
+        // The header travels with the first chunk in one frame. While one
+        // chunk goes out, the next is read from the disk.
+        let position = Number(request.offset)
+        let next = position < blob.sizeBytes ? blob.read(position, Math.min(BLOB_CHUNK_BYTES, blob.sizeBytes - position)) : undefined
+        let pending: Uint8Array | Uint8ArrayList = encodeHeader(checked.answer)
+        while (next != null) {
+          const chunk = await next
+          if (chunk.byteLength === 0) {
+            throw new Error(`stored blob ${digest} ended at byte ${position} of ${blob.sizeBytes} while it was being sent; it changed on disk`)
+          }
+          position += chunk.byteLength
+          next = position < blob.sizeBytes ? blob.read(position, Math.min(BLOB_CHUNK_BYTES, blob.sizeBytes - position)) : undefined
+          // A read that fails while the stream waits for drain is reported by its await.
+          next?.catch(() => {})
 
-        await messages.write(answer, BlobResponse, { signal })
-        const raw = messages.unwrap()
-        for await (const chunk of body.stream) {
-          if (!raw.send(chunk)) {
+          const frame: Uint8Array | Uint8ArrayList = pending.byteLength > 0 ? new Uint8ArrayList(pending, chunk) : chunk
+          pending = new Uint8Array(0)
+          if (!raw.send(frame)) {
             await raw.onDrain({ signal })
           }
           sentBytes += chunk.byteLength
+        }
+        if (pending.byteLength > 0) {
+          raw.send(pending)
         }
         await raw.close({ signal })
       } finally {
@@ -108,24 +108,73 @@ export class BlobServer {
     } catch (err: any) {
       log('blob request from %p failed: %e', peer, err)
       stream.abort(err)
+    } finally {
+      await blob?.close().catch(() => {})
     }
   }
 
-  /** Builds the response header for a request, checking the digest, presence and offset. */
-  private async check (request: BlobRequest): Promise<BlobResponse> {
+  /**
+   * Builds the response header for a request, checking the digest, presence,
+   * offset and upload budget. For a full request that can be served it also
+   * returns the blob, opened and verified. A header-only request reads only the size.
+   */
+  private async check (request: BlobRequest, peer: string, options: AbortOptions): Promise<{ answer: BlobResponse, blob?: OpenBlob }> {
     if (!isDigest(request.digest)) {
-      return { status: BlobResponse.Status.BAD_REQUEST, size: 0n, message: `invalid digest ${JSON.stringify(request.digest.slice(0, 80))}` }
+      return { answer: { status: BlobResponse.Status.BAD_REQUEST, size: 0n, message: `invalid digest ${JSON.stringify(request.digest.slice(0, 80))}` } }
     }
 
-    const info = await this.store.stat(request.digest)
-    if (info == null) {
-      return { status: BlobResponse.Status.NOT_FOUND, size: 0n, message: `blob ${request.digest} is not here` }
+    let sizeBytes: number
+    let blob: OpenBlob | undefined
+    if (request.headerOnly) {
+      const info = await this.store.stat(request.digest)
+      if (info == null) {
+        return { answer: notHere(request.digest) }
+      }
+      sizeBytes = info.sizeBytes
+    } else {
+      try {
+        blob = await this.store.open(request.digest, options)
+      } catch (err: any) {
+        // A blob that failed verification was removed; report it as missing instead of serving it.
+        const status = err instanceof CorruptBlobError ? BlobResponse.Status.NOT_FOUND : BlobResponse.Status.ERROR
+        return { answer: { status, size: 0n, message: err.message } }
+      }
+      if (blob == null) {
+        return { answer: notHere(request.digest) }
+      }
+      sizeBytes = blob.sizeBytes
     }
 
-    if (request.offset > BigInt(info.sizeBytes)) {
-      return { status: BlobResponse.Status.BAD_REQUEST, size: BigInt(info.sizeBytes), message: `offset ${request.offset} is past the end of ${request.digest} (${info.sizeBytes} bytes)` }
+    const answer = this.admit(request, peer, sizeBytes)
+    if (answer.status !== BlobResponse.Status.OK && blob != null) {
+      await blob.close().catch(() => {})
+      return { answer }
     }
-
-    return { status: BlobResponse.Status.OK, size: BigInt(info.sizeBytes), message: '' }
+    return { answer, blob }
   }
+
+  /** Checks the offset against the size, then the upload budget. */
+  private admit (request: BlobRequest, peer: string, sizeBytes: number): BlobResponse {
+    if (request.offset > BigInt(sizeBytes)) {
+      return { status: BlobResponse.Status.BAD_REQUEST, size: BigInt(sizeBytes), message: `offset ${request.offset} is past the end of ${request.digest} (${sizeBytes} bytes)` }
+    }
+
+    const connected = new Set(this.node.getPeers().map(remote => remote.toString()))
+    const busy = this.budget.check(request.digest, peer, Number(request.offset), recipient => connected.has(recipient))
+    if (busy != null) {
+      this.stats.busyAnswers++
+      return { status: BlobResponse.Status.BUSY, size: BigInt(sizeBytes), message: busy }
+    }
+
+    return { status: BlobResponse.Status.OK, size: BigInt(sizeBytes), message: '' }
+  }
+}
+
+function notHere (digest: string): BlobResponse {
+  return { status: BlobResponse.Status.NOT_FOUND, size: 0n, message: `blob ${digest} is not here` }
+}
+
+/** Encodes a response header as pbStream writes it: a varint length, then the protobuf. */
+function encodeHeader (answer: BlobResponse): Uint8ArrayList {
+  return lengthPrefixed.single(BlobResponse.encode(answer))
 }

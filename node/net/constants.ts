@@ -24,8 +24,12 @@ export const RESOLVE_TIMEOUT_MS = 3_000
 /** How long a peer that sent bytes not matching their digest is not asked for blobs again. */
 export const PENALTY_DURATION_MS = 10 * 60_000
 
-/** Chunk size used when streaming blob bytes. */
-export const BLOB_CHUNK_BYTES = 64 * 1024
+/**
+ * Bytes the blob server reads from disk and sends at a time. With 256 KiB a
+ * 1 MB layer takes 5 reads and sends instead of 17, which the agent benchmark
+ * measured as faster than 64 KiB; two chunks per upload are held in memory.
+ */
+export const BLOB_CHUNK_BYTES = 256 * 1024
 
 /** First and largest delay between redials of a bootstrap peer. */
 export const REDIAL_INITIAL_DELAY_MS = 1_000
