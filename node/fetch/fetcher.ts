@@ -6,7 +6,7 @@
  * Concurrent requests for one digest share a single transfer.
  */
 import { logger } from '@libp2p/logger'
-import { DigestMismatchError } from '../../protocol/errors.js'
+import { DigestMismatchError, InvalidMessageError } from '../../protocol/errors.js'
 import { BlobResponse } from '../../protocol/messages/blob.js'
 import { requestBlob } from '../net/blob-client.js'
 import { BUSY_RETRY_INITIAL_MS, BUSY_RETRY_MAX_MS, STALL_TIMEOUT_MS } from '../net/constants.js'
@@ -15,7 +15,7 @@ import { shuffle } from './random.js'
 import { SourceFinder } from './sources.js'
 import type { OciDigest } from '../../protocol/digest.js'
 import type { KilomeshLibp2p } from '../net/libp2p.js'
-import type { BlobInfo, BlobStore, BlobWriter } from '../store/blob-store.js'
+import type { BlobInfo, BlobStore, BlobWriter, CommittedBlob } from '../store/blob-store.js'
 import type { PeerPenalties } from './penalties.js'
 import type { AbortOptions, PeerId } from '@libp2p/interface'
 
@@ -170,27 +170,39 @@ export class BlobFetcher {
           continue
         }
 
-        writer ??= await this.store.createWriter(digest, options.sizeBytes)
-        if (!resumable && writer.offset > 0) {
+        if (writer != null && !resumable && writer.offset > 0) {
           await writer.abort()
-          writer = await this.store.createWriter(digest, options.sizeBytes)
+          writer = undefined
           contributors = []
         }
 
-        const offsetBefore = writer.offset
+        // A new temporary file is created while the request is in flight,
+        // because neither needs the other.
+        const offsetBefore = writer?.offset ?? 0
+        const opening: Promise<BlobWriter> = writer != null ? Promise.resolve(writer) : this.store.createWriter(digest, options.sizeBytes)
+        opening.catch(() => {})
         let outcome: 'done' | 'missing' | 'busy'
+        let failure: Error | undefined
         try {
-          outcome = await this.receiveFrom(peer, digest, writer, options)
+          outcome = await this.receiveFrom(peer, digest, opening, offsetBefore, options)
         } catch (err: any) {
-          this.stats.failedAttempts++
-          lastError = err
-          tried.add(peerName)
-          log('fetching %s from %p stopped at offset %d, trying the next source: %e', digest, peer, writer.offset, err)
+          failure = err
           outcome = 'missing'
-        } finally {
-          if (writer.offset > offsetBefore && !contributors.includes(peerName)) {
-            contributors.push(peerName)
-          }
+        }
+
+        // A file that could not be created, or a disk error while writing it,
+        // ends the transfer, because another source would not help.
+        writer = await opening
+        if (writer.error != null) {
+          throw writer.error
+        }
+        if (failure != null) {
+          this.stats.failedAttempts++
+          lastError = failure
+          log('fetching %s from %p stopped at offset %d, trying the next source: %e', digest, peer, writer.offset, failure)
+        }
+        if (writer.offset > offsetBefore && !contributors.includes(peerName)) {
+          contributors.push(peerName)
         }
 
         if (outcome === 'missing') {
@@ -203,8 +215,9 @@ export class BlobFetcher {
 
         const committed = writer
         writer = undefined
+        let stored: CommittedBlob
         try {
-          await committed.commit({ signal })
+          stored = await committed.commitBlob({ signal })
         } catch (err: any) {
           if (!(err instanceof DigestMismatchError)) {
             throw err
@@ -220,12 +233,8 @@ export class BlobFetcher {
 
         this.stats.fetchedBlobs++
         this.recentSources = [peer, ...this.recentSources.filter(recent => !recent.equals(peer))].slice(0, MAX_RECENT_SOURCES)
-        log('fetched %s (%d bytes) from %s', digest, committed.offset, contributors.join(', '))
-        const info = await this.store.stat(digest)
-        if (info == null) {
-          throw new Error(`blob ${digest} vanished right after it was stored`)
-        }
-        return info
+        log('fetched %s (%d bytes) from %s', digest, stored.sizeBytes, contributors.join(', '))
+        return { digest, sizeBytes: stored.sizeBytes, lastUsedMs: stored.mtimeMs }
       }
     } finally {
       await writer?.abort()
@@ -258,15 +267,25 @@ export class BlobFetcher {
    * the blob is complete, "missing" when the peer does not have it (or states
    * a wrong size), and "busy" when it is at its upload budget.
    */
-  private async receiveFrom (peer: PeerId, digest: OciDigest, writer: BlobWriter, options: FetchOptions): Promise<'done' | 'missing' | 'busy'> {
+  private async receiveFrom (peer: PeerId, digest: OciDigest, opening: Promise<BlobWriter>, offset: number, options: FetchOptions): Promise<'done' | 'missing' | 'busy'> {
     const stall = new AbortController()
     const signal = AbortSignal.any([stall.signal, ...(options.signal != null ? [options.signal] : [])])
-    let timer = setTimeout(() => { stall.abort(new StallError(`${peer.toString()} sent nothing for ${STALL_TIMEOUT_MS} ms`)) }, STALL_TIMEOUT_MS)
+    // One timer checks for progress, instead of one timer per chunk.
+    let lastProgressMs = Date.now()
+    const checkStall = (): void => {
+      const idleMs = Date.now() - lastProgressMs
+      if (idleMs >= STALL_TIMEOUT_MS) {
+        stall.abort(new StallError(`${peer.toString()} sent nothing for ${STALL_TIMEOUT_MS} ms`))
+        return
+      }
+      timer = setTimeout(checkStall, STALL_TIMEOUT_MS - idleMs)
+    }
+    let timer = setTimeout(checkStall, STALL_TIMEOUT_MS)
     const cleanups: Array<() => void> = []
 
     let reply: Awaited<ReturnType<typeof requestBlob>> | undefined
     try {
-      reply = await requestBlob(this.node, peer, digest, writer.offset, { signal })
+      reply = await requestBlob(this.node, peer, digest, offset, { signal })
       if (reply.status === BlobResponse.Status.NOT_FOUND) {
         return 'missing'
       }
@@ -292,12 +311,16 @@ export class BlobFetcher {
 
       // The body length is known from the header, so reading stops at the last
       // byte instead of waiting for the peer to close its side of the stream.
+      const writer = await opening
       if (writer.offset < reply.sizeBytes) {
-        // Each chunk is hashed and written before the next is read: the
-        // stream may reuse a chunk's memory once the next read begins.
+        // The writer hashes each chunk at once and keeps it until it is
+        // written. That is safe because noise decrypts each frame in place into
+        // the buffer read from the socket, and yamux passes slices of it on.
         for await (const chunk of reply.body) {
-          clearTimeout(timer)
-          timer = setTimeout(() => { stall.abort(new StallError(`${peer.toString()} sent nothing for ${STALL_TIMEOUT_MS} ms`)) }, STALL_TIMEOUT_MS)
+          lastProgressMs = Date.now()
+          if (chunk.byteLength > reply.sizeBytes - writer.offset) {
+            throw new InvalidMessageError(`${peer.toString()} sent more than the ${reply.sizeBytes} bytes it stated for ${digest}`)
+          }
           await writer.write(chunk)
           this.stats.receivedBytes += chunk.byteLength
           options.onProgress?.({ digest, receivedBytes: writer.offset, totalBytes: reply.sizeBytes })
