@@ -42,7 +42,12 @@ export interface PullResult {
   exportedTo?: string
 }
 
-/** Resolves a tag to the descriptor of its current manifest; returns the peers that hold that record. */
+/**
+ * Resolves a tag to the descriptor of its current manifest. Also returns the
+ * peers to fetch it from first: those that returned the winning record when
+ * the tag was asked of peers, else its publisher when connected, which
+ * almost always holds what it published.
+ */
 export async function resolveTag (context: AgentContext, repository: string, tag: string, options: AbortOptions = {}): Promise<{ descriptor: Descriptor, sources: PeerId[] } | undefined> {
   let sources: PeerId[] = []
   let current = context.catalog.get(repository, tag)
@@ -54,6 +59,14 @@ export async function resolveTag (context: AgentContext, repository: string, tag
 
   if (current == null || current.record.deleted || current.record.digest == null) {
     return undefined
+  }
+
+  if (sources.length === 0) {
+    const publisher = current.record.publisher
+    const connected = context.node.getPeers().find(peer => peer.toString() === publisher)
+    if (connected != null) {
+      sources = [connected]
+    }
   }
 
   const { digest, mediaType, sizeBytes } = current.record
