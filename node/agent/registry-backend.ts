@@ -5,16 +5,32 @@ import { InvalidConfigError } from '../config/errors.js'
 import { RegistryServer } from '../registry/server.js'
 import { deleteTag, publishTag } from './publish.js'
 import { resolveTag } from './pull.js'
+import { fetchIntoMemory, MAX_MEMORY_FETCH_BYTES } from './registry-fetch.js'
 import type { AgentContext } from './agent.js'
 import type { OciDigest } from '../../protocol/digest.js'
 import type { Descriptor } from '../image/manifest.js'
-import type { RegistryBackend } from '../registry/backend.js'
+import type { FetchBlobOptions, FetchedBlob, RegistryBackend } from '../registry/backend.js'
 import type { BlobStore } from '../store/blob-store.js'
-import type { AbortOptions } from '@libp2p/interface'
+import type { AbortOptions, PeerId } from '@libp2p/interface'
 
 const log = logger('kilomesh:registry')
 
+/** Blobs whose preferred sources are remembered; the oldest entry goes first. */
+const MAX_SOURCE_HINTS = 1024
+
+/** A blob that is already in the store. */
+const IN_STORE: FetchedBlob = { stored: Promise.resolve(true) }
+
 export class AgentRegistryBackend implements RegistryBackend {
+  /**
+   * Peers to ask first for a blob: those that supplied its tag record, or
+   * the peer that supplied the manifest that references it. Asking them
+   * directly skips the round of asking every connected peer.
+   */
+  private readonly sourceHints = new Map<OciDigest, PeerId[]>()
+  /** Small blobs fetched into memory, until they are in the store, so a request in between does not fetch them again. */
+  private readonly inMemory = new Map<OciDigest, Promise<FetchedBlob | undefined>>()
+
   constructor (private readonly context: AgentContext) {}
 
   get store (): BlobStore {
@@ -22,19 +38,95 @@ export class AgentRegistryBackend implements RegistryBackend {
   }
 
   async resolveTag (repository: string, tag: string, options?: AbortOptions): Promise<Descriptor | undefined> {
-    return (await resolveTag(this.context, repository, tag, options))?.descriptor
+    const resolved = await resolveTag(this.context, repository, tag, options)
+    if (resolved != null) {
+      this.rememberSources(resolved.descriptor.digest, resolved.sources)
+    }
+    return resolved?.descriptor
   }
 
-  async fetchBlob (digest: OciDigest, options: AbortOptions & { sizeBytes?: number } = {}): Promise<boolean> {
+  /**
+   * Fetches a blob through the mesh. A small blob with a known source is
+   * fetched from it into memory and returned while the store writes it.
+   * Anything else goes through the blob fetcher into the store.
+   */
+  async fetchBlob (digest: OciDigest, options: FetchBlobOptions = {}): Promise<FetchedBlob | undefined> {
+    const preferred = this.preferredPeers(digest, options.parent)
+    const small = options.sizeBytes == null || options.sizeBytes <= MAX_MEMORY_FETCH_BYTES
+
+    let pending = this.inMemory.get(digest)
+    if (pending == null && preferred.length > 0 && small) {
+      pending = this.fetchIntoMemory(digest, preferred, options)
+      this.inMemory.set(digest, pending)
+      void pending.then(async fetched => fetched?.stored).catch(() => {}).finally(() => this.inMemory.delete(digest))
+    }
+
+    // The fetch may be shared with a request whose client went away, so its
+    // failure sends this request on to the blob fetcher with its own signal.
+    const fetched = await pending?.catch(() => undefined)
+    if (fetched != null) {
+      return fetched
+    }
+
     try {
-      await this.context.fetcher.fetch(digest, options)
-      return true
+      await this.context.fetcher.fetch(digest, { signal: options.signal, sizeBytes: options.sizeBytes, preferredPeers: preferred })
+      // The peer that delivered is not known here, so the blob's children
+      // inherit the parent's sources.
+      this.rememberSources(digest, preferred)
+      return IN_STORE
     } catch (err: any) {
       if (options.signal?.aborted === true) {
-        return false
+        return undefined
       }
       log('could not fetch %s for a registry client: %e', digest, err)
-      return false
+      return undefined
+    }
+  }
+
+  /** Asks each preferred peer in turn; on success, starts writing the bytes to the store and returns them. */
+  private async fetchIntoMemory (digest: OciDigest, peers: PeerId[], options: FetchBlobOptions): Promise<FetchedBlob | undefined> {
+    if (await this.context.store.has(digest)) {
+      return IN_STORE
+    }
+
+    for (const peer of peers) {
+      const bytes = await fetchIntoMemory(this.context.node, this.context.penalties, peer, digest, options.sizeBytes, options)
+      if (bytes == null) {
+        continue
+      }
+
+      log('fetched %s (%d bytes) from %p into memory', digest, bytes.byteLength, peer)
+      this.context.fetcher.stats.fetchedBlobs++
+      this.context.fetcher.stats.receivedBytes += bytes.byteLength
+      this.rememberSources(digest, [peer])
+
+      const stored = this.context.store.put(bytes, digest).then(() => true, (err: Error) => {
+        log.error('could not store %s after fetching it: %e', digest, err)
+        return false
+      })
+      return { bytes, stored }
+    }
+    return undefined
+  }
+
+  /** Returns the remembered sources of a blob, else of its parent, that are connected and not penalised. */
+  private preferredPeers (digest: OciDigest, parent: OciDigest | undefined): PeerId[] {
+    const hinted = this.sourceHints.get(digest) ?? (parent == null ? undefined : this.sourceHints.get(parent)) ?? []
+    return hinted.filter(peer => !this.context.penalties.isPenalised(peer.toString()) && this.context.node.getConnections(peer).length > 0)
+  }
+
+  private rememberSources (digest: OciDigest, peers: PeerId[]): void {
+    if (peers.length === 0) {
+      return
+    }
+
+    this.sourceHints.delete(digest)
+    this.sourceHints.set(digest, peers)
+    if (this.sourceHints.size > MAX_SOURCE_HINTS) {
+      const oldest = this.sourceHints.keys().next().value
+      if (oldest != null) {
+        this.sourceHints.delete(oldest)
+      }
     }
   }
 

@@ -8,14 +8,37 @@ import type { Descriptor } from '../image/manifest.js'
 import type { BlobStore } from '../store/blob-store.js'
 import type { AbortOptions } from '@libp2p/interface'
 
+/**
+ * A blob that a mesh fetch made available. A small blob may be fetched into
+ * memory and served from there while it is still being written to the store,
+ * so a client does not wait for the write and its fsyncs.
+ */
+export interface FetchedBlob {
+  /** The blob's bytes, already checked against its digest; absent when the fetch went straight to the store. */
+  bytes?: Uint8Array
+  /** Resolves to true once the blob is in the content store, or to false when storing it failed. Never rejects. */
+  stored: Promise<boolean>
+}
+
+/** Options of a mesh fetch. */
+export interface FetchBlobOptions extends AbortOptions {
+  /** Size from the descriptor that references the blob. */
+  sizeBytes?: number
+  /** Digest of the manifest that references the blob; the peer that supplied that manifest is asked first. */
+  parent?: OciDigest
+}
+
 /** The agent's side of the registry API. */
 export interface RegistryBackend {
   readonly store: BlobStore
   /** Current manifest descriptor of a tag: local catalog first, else asked of peers within the
    *  signal's time. Undefined when no one knows the tag (or it was deleted). */
   resolveTag (repository: string, tag: string, options?: AbortOptions): Promise<Descriptor | undefined>
-  /** Makes a blob local, fetching it through the mesh; false when no source has it in time. */
-  fetchBlob (digest: OciDigest, options?: AbortOptions & { sizeBytes?: number }): Promise<boolean>
+  /**
+   * Makes a blob local, fetching it through the mesh; undefined when no
+   * source has it in time. Returned bytes must already match the digest.
+   */
+  fetchBlob (digest: OciDigest, options?: FetchBlobOptions): Promise<FetchedBlob | undefined>
   /** Signs, stores and announces a tag record for a manifest already in the store. */
   publishTag (repository: string, tag: string, descriptor: Descriptor, options?: AbortOptions): Promise<void>
   /** Publishes a tombstone for a tag; false when the tag did not exist. */

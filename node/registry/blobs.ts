@@ -19,6 +19,28 @@ function blobUnknown (digest: OciDigest, looked: string): RegistryError {
   return new RegistryError('BLOB_UNKNOWN', `blob ${digest} is not ${looked}: push it first, or publish an image that contains it from an agent in reach`)
 }
 
+/** Sets the headers of a blob response, whole or one byte range, and returns the range to send. */
+function writeBlobHeaders (request: RegistryRequest, digest: OciDigest, sizeBytes: number): { start: number, end: number } | undefined {
+  const { req, res } = request
+  const range = parseRange(req.headers.range, sizeBytes)
+
+  res.setHeader('Content-Type', BLOB_CONTENT_TYPE)
+  res.setHeader('Docker-Content-Digest', digest)
+  res.setHeader('Accept-Ranges', 'bytes')
+  res.setHeader('ETag', `"${digest}"`)
+  res.setHeader('Cache-Control', 'max-age=31536000, immutable')
+
+  if (range == null) {
+    res.statusCode = 200
+    res.setHeader('Content-Length', sizeBytes)
+  } else {
+    res.statusCode = 206
+    res.setHeader('Content-Length', range.end - range.start + 1)
+    res.setHeader('Content-Range', `bytes ${range.start}-${range.end}/${sizeBytes}`)
+  }
+  return range
+}
+
 /**
  * Serves a blob, whole or one byte range. A GET of a blob that is not local
  * fetches it through the mesh first. A HEAD only looks at the local store:
@@ -30,44 +52,41 @@ async function serveBlob (request: RegistryRequest, digestText: string): Promise
   const { req, res, signal } = request
   const store = request.context.backend.store
   const digest = parseDigest(digestText)
-  const head = req.method === 'HEAD'
 
-  const present = head ? await store.has(digest) : await ensureLocal(request, digest)
-  if (!present) {
-    throw blobUnknown(digest, head ? 'in this agent\'s store' : 'in this agent\'s store and no peer in reach returned it in time')
-  }
+  if (req.method === 'HEAD') {
+    if (!await store.has(digest)) {
+      throw blobUnknown(digest, 'in this agent\'s store')
+    }
 
-  // A client that finds the blob here skips uploading it and references it
-  // in a manifest soon; marking it used keeps garbage collection off it.
-  await store.touch(digest).catch(() => {})
-
-  const info = await store.verify(digest, { signal })
-  const range = parseRange(req.headers.range, info.sizeBytes)
-
-  res.setHeader('Content-Type', BLOB_CONTENT_TYPE)
-  res.setHeader('Docker-Content-Digest', digest)
-  res.setHeader('Accept-Ranges', 'bytes')
-  res.setHeader('ETag', `"${digest}"`)
-  res.setHeader('Cache-Control', 'max-age=31536000, immutable')
-
-  if (range == null) {
-    res.statusCode = 200
-    res.setHeader('Content-Length', info.sizeBytes)
-  } else {
-    res.statusCode = 206
-    res.setHeader('Content-Length', range.end - range.start + 1)
-    res.setHeader('Content-Range', `bytes ${range.start}-${range.end}/${info.sizeBytes}`)
-  }
-
-  if (head) {
+    // A client that finds the blob here skips uploading it and references it
+    // in a manifest soon; marking it used keeps garbage collection off it.
+    await store.touch(digest).catch(() => {})
+    const info = await store.verify(digest, { signal })
+    writeBlobHeaders(request, digest, info.sizeBytes)
     res.end()
     return
   }
 
+  const fetched = await ensureLocal(request, digest)
+  if (fetched == null) {
+    throw blobUnknown(digest, 'in this agent\'s store and no peer in reach returned it in time')
+  }
+
+  // A blob fetched into memory was checked against its digest by the
+  // backend, so it is served before the store has finished writing it.
+  if (fetched.bytes != null) {
+    const range = writeBlobHeaders(request, digest, fetched.bytes.byteLength)
+    res.end(range == null ? fetched.bytes : fetched.bytes.subarray(range.start, range.end + 1))
+    return
+  }
+
+  const info = await store.verify(digest, { signal })
+  const range = writeBlobHeaders(request, digest, info.sizeBytes)
   const { stream } = await store.readStream(digest, range == null ? { signal } : { signal, offset: range.start, end: range.end })
   await pipeline(stream, res)
 
-  // Least-recently-used eviction reads the blob's mtime, so a pull counts as a use.
+  // Least-recently-used eviction reads the blob's mtime, so a pull counts as a
+  // use. Marking it after the response keeps the client from waiting for it.
   await store.touch(digest).catch((err: Error) => { log('could not mark %s as used - %e', digest, err) })
 }
 

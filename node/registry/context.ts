@@ -1,7 +1,7 @@
 /** Shared services and per-request state that every resource handler of the registry API receives. */
 import { logger } from '@libp2p/logger'
 import { RegistryError } from './errors.js'
-import type { RegistryBackend } from './backend.js'
+import type { FetchedBlob, RegistryBackend } from './backend.js'
 import type { Prefetcher } from './prefetch.js'
 import type { ReferrersIndex } from './referrers-index.js'
 import type { Resource, Route } from './route.js'
@@ -51,26 +51,32 @@ export function withTimeout (signal: AbortSignal, timeoutMs: number): AbortSigna
   return AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)])
 }
 
+/** A blob the store already has: nothing to wait for. */
+const IN_STORE: FetchedBlob = { stored: Promise.resolve(true) }
+
 /**
- * Makes a blob local. Returns true at once when the store has it, waits for
- * a background fetch in flight, else requests it from the mesh within the
- * fetch timeout. A fetch that fails or times out counts as no source, and a
- * cancelled request throws UNAVAILABLE.
+ * Makes a blob available to serve. Waits for a background fetch in flight, returns at
+ * once when the store has the blob, else requests it from the mesh within
+ * the fetch timeout. Returns undefined when no source has it in time (a
+ * failed or timed-out fetch counts as that), and throws UNAVAILABLE when the
+ * request was cancelled.
  */
-export async function ensureLocal (request: RegistryRequest, digest: OciDigest, sizeBytes?: number): Promise<boolean> {
+export async function ensureLocal (request: RegistryRequest, digest: OciDigest, hint: { sizeBytes?: number, parent?: OciDigest } = {}): Promise<FetchedBlob | undefined> {
   const { backend, limits, prefetcher } = request.context
-  if (await backend.store.has(digest)) {
-    return true
-  }
 
   // A background fetch that found nothing may have run before a peer
   // connected, so a miss there still gets a fetch of its own.
-  if (await prefetcher.pending(digest) === true) {
-    return true
+  const prefetched = await prefetcher.pending(digest)
+  if (prefetched != null) {
+    return prefetched
+  }
+
+  if (await backend.store.has(digest)) {
+    return IN_STORE
   }
 
   try {
-    return await backend.fetchBlob(digest, { signal: withTimeout(request.signal, limits.fetchTimeoutMs), sizeBytes })
+    return await backend.fetchBlob(digest, { signal: withTimeout(request.signal, limits.fetchTimeoutMs), ...hint })
   } catch (err) {
     if (request.signal.aborted) {
       throw new RegistryError('UNAVAILABLE', `request for ${digest} was cancelled`)
@@ -80,6 +86,6 @@ export async function ensureLocal (request: RegistryRequest, digest: OciDigest, 
     // client must learn as BLOB_UNKNOWN or MANIFEST_UNKNOWN (a 404), not as a
     // 500: containerd only moves on to its next mirror after a 404.
     log('fetch of %s through the mesh failed - %e', digest, err)
-    return false
+    return undefined
   }
 }

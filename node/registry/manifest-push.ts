@@ -55,8 +55,13 @@ async function requireChildren (request: RegistryRequest, manifest: ParsedManife
   const store = request.context.backend.store
   const children = childDescriptors(manifest)
 
-  const fetched = await Promise.all(children.map(async child => ensureLocal(request, child.digest, child.size)))
-  const missing = children.filter((_child, i) => fetched[i] !== true)
+  // The tag about to be published must find every child in the store, so a
+  // blob fetched into memory counts only once it has been written there.
+  const stored = await Promise.all(children.map(async child => {
+    const fetched = await ensureLocal(request, child.digest, { sizeBytes: child.size })
+    return fetched != null && await fetched.stored
+  }))
+  const missing = children.filter((_child, i) => !stored[i])
   if (missing.length > 0) {
     const list = missing.slice(0, 5).map(child => child.digest).join(', ')
     const more = missing.length > 5 ? ` and ${missing.length - 5} more` : ''

@@ -48,21 +48,30 @@ async function resolveTag (request: RegistryRequest, repository: string, tag: st
 
 /**
  * Loads and parses a manifest by digest, fetching it through the mesh when
- * it is not local. Returns undefined when no source has it, or when the blob
- * is too large or not a manifest (a layer asked for as a manifest).
+ * it is not local (`parent` is the index that lists it, if any). Returns
+ * undefined when no source has it, or when the blob is too large or not a
+ * manifest (a layer asked for as a manifest).
  */
-async function loadManifest (request: RegistryRequest, digest: OciDigest, hint?: Descriptor): Promise<LoadedManifest | undefined> {
+async function loadManifest (request: RegistryRequest, digest: OciDigest, hint?: Descriptor, parent?: OciDigest): Promise<LoadedManifest | undefined> {
   const store = request.context.backend.store
-  if (!await ensureLocal(request, digest, hint?.size)) {
+  const fetched = await ensureLocal(request, digest, { sizeBytes: hint?.size, parent })
+  if (fetched == null) {
     return undefined
   }
 
-  const info = await store.stat(digest)
-  if (info == null || info.sizeBytes > MAX_MANIFEST_BYTES) {
+  // A manifest fetched into memory is served from there, without waiting
+  // for the store to write it and read it back.
+  let bytes = fetched.bytes
+  if (bytes == null) {
+    const info = await store.stat(digest)
+    if (info == null || info.sizeBytes > MAX_MANIFEST_BYTES) {
+      return undefined
+    }
+    bytes = await store.read(digest, { signal: request.signal })
+  } else if (bytes.byteLength > MAX_MANIFEST_BYTES) {
     return undefined
   }
 
-  const bytes = await store.read(digest, { signal: request.signal })
   try {
     return { digest, bytes, manifest: parseManifest(bytes, hint?.mediaType) }
   } catch {
@@ -84,7 +93,7 @@ async function selectForPlatform (request: RegistryRequest, loaded: LoadedManife
     .filter(descriptor => isAccepted(accepted, descriptor.mediaType))
 
   for (const candidate of candidates) {
-    const child = await loadManifest(request, candidate.digest, candidate)
+    const child = await loadManifest(request, candidate.digest, candidate, loaded.digest)
     if (child != null) {
       return child
     }
@@ -122,7 +131,7 @@ async function serveManifest (request: RegistryRequest, repository: string, refe
   }
 
   // The client requests these next, so fetching them now overlaps the mesh round trips.
-  request.context.prefetcher.start(childDescriptors(loaded.manifest))
+  request.context.prefetcher.start(childDescriptors(loaded.manifest), loaded.digest)
 
   res.statusCode = 200
   res.setHeader('Content-Type', loaded.manifest.mediaType)

@@ -8,7 +8,7 @@
  * flight waits for that fetch instead of starting its own.
  */
 import { logger } from '@libp2p/logger'
-import type { RegistryBackend } from './backend.js'
+import type { FetchedBlob, RegistryBackend } from './backend.js'
 import type { OciDigest } from '../../protocol/digest.js'
 import type { Descriptor } from '../image/manifest.js'
 
@@ -18,7 +18,7 @@ const log = logger('kilomesh:registry:prefetch')
 export const MAX_PREFETCHES = 32
 
 export class Prefetcher {
-  private readonly inFlight = new Map<OciDigest, Promise<boolean>>()
+  private readonly inFlight = new Map<OciDigest, Promise<FetchedBlob | undefined>>()
 
   constructor (
     private readonly backend: RegistryBackend,
@@ -32,12 +32,15 @@ export class Prefetcher {
   }
 
   /** Returns the background fetch of a blob, when one is in flight. */
-  pending (digest: OciDigest): Promise<boolean> | undefined {
+  pending (digest: OciDigest): Promise<FetchedBlob | undefined> | undefined {
     return this.inFlight.get(digest)
   }
 
-  /** Starts fetching the blobs that are neither local nor already in flight. */
-  start (descriptors: Descriptor[]): void {
+  /**
+   * Starts fetching the blobs that are neither local nor already in flight.
+   * `parent` is the manifest that references them, whose source is asked first.
+   */
+  start (descriptors: Descriptor[], parent?: OciDigest): void {
     for (const descriptor of descriptors) {
       if (this.inFlight.size >= MAX_PREFETCHES) {
         log.trace('%d prefetches in flight, leaving %s for the client to request', this.inFlight.size, descriptor.digest)
@@ -47,26 +50,26 @@ export class Prefetcher {
         continue
       }
 
-      const fetch = this.fetch(descriptor).finally(() => this.inFlight.delete(descriptor.digest))
+      const fetch = this.fetch(descriptor, parent).finally(() => this.inFlight.delete(descriptor.digest))
       this.inFlight.set(descriptor.digest, fetch)
     }
   }
 
-  private async fetch (descriptor: Descriptor): Promise<boolean> {
+  private async fetch (descriptor: Descriptor, parent: OciDigest | undefined): Promise<FetchedBlob | undefined> {
     try {
       if (await this.backend.store.has(descriptor.digest)) {
-        return true
+        return { stored: Promise.resolve(true) }
       }
 
       const shutdown = this.shutdown()
       const timeout = AbortSignal.timeout(this.fetchTimeoutMs)
       const signal = shutdown == null ? timeout : AbortSignal.any([shutdown, timeout])
-      const fetched = await this.backend.fetchBlob(descriptor.digest, { signal, sizeBytes: descriptor.size })
-      log.trace('prefetch of %s %s', descriptor.digest, fetched ? 'succeeded' : 'found no source')
+      const fetched = await this.backend.fetchBlob(descriptor.digest, { signal, sizeBytes: descriptor.size, parent })
+      log.trace('prefetch of %s %s', descriptor.digest, fetched == null ? 'found no source' : 'succeeded')
       return fetched
     } catch (err) {
       log('prefetch of %s failed - %e', descriptor.digest, err)
-      return false
+      return undefined
     }
   }
 }

@@ -84,6 +84,36 @@ describe('registry blobs', () => {
     assert.deepEqual(registry.backend.fetched, [BUSYBOX_LAYER])
   })
 
+  it('blob fetched into memory is served before it is stored', async () => {
+    const meshStore = registry.backend.meshStore
+    assert.ok(meshStore != null)
+    await loadFixture(meshStore, 'busybox')
+    registry.backend.memoryStoreDelayMs = 500
+
+    const response = await send(registry.port, 'GET', `/v2/demo/busybox/blobs/${BUSYBOX_LAYER}`)
+    const storedAtResponse = await registry.backend.store.has(BUSYBOX_LAYER)
+
+    assert.equal(response.status, 200)
+    assert.deepEqual(response.body, await fixtureBlob('busybox', BUSYBOX_LAYER))
+    assert.equal(response.headers['docker-content-digest'], BUSYBOX_LAYER)
+    assert.equal(response.headers['content-length'], String(response.body.byteLength))
+    assert.equal(storedAtResponse, false, 'the response did not wait for the store')
+  })
+
+  it('Range of a blob in memory returns those bytes', async () => {
+    const meshStore = registry.backend.meshStore
+    assert.ok(meshStore != null)
+    await loadFixture(meshStore, 'busybox')
+    registry.backend.memoryStoreDelayMs = 500
+    const whole = await fixtureBlob('busybox', BUSYBOX_LAYER)
+
+    const response = await send(registry.port, 'GET', `/v2/demo/busybox/blobs/${BUSYBOX_LAYER}`, { headers: { Range: 'bytes=100-199' } })
+
+    assert.equal(response.status, 206)
+    assert.deepEqual(response.body, whole.subarray(100, 200))
+    assert.equal(response.headers['content-range'], `bytes 100-199/${whole.byteLength}`)
+  })
+
   it('HEAD does not fetch from peers', async () => {
     const meshStore = registry.backend.meshStore
     assert.ok(meshStore != null)

@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url'
 import { digestOf, type OciDigest } from '../../../protocol/digest.js'
 import { RegistryServer, type RegistryInit } from '../../../node/registry/server.js'
 import { BlobStore } from '../../../node/store/blob-store.js'
-import type { RegistryBackend } from '../../../node/registry/backend.js'
+import type { FetchBlobOptions, FetchedBlob, RegistryBackend } from '../../../node/registry/backend.js'
 import type { Descriptor } from '../../../node/image/manifest.js'
 import type { AbortOptions } from '@libp2p/interface'
 
@@ -32,6 +32,10 @@ export class TestBackend implements RegistryBackend {
   readonly fetched: OciDigest[] = []
   /** Delay of every mesh lookup, to test the registry's timeouts. */
   meshDelayMs = 0
+  /** When set, fetches return the bytes in memory and store them this many ms later. */
+  memoryStoreDelayMs?: number
+  /** Parent manifest given with each fetch, by digest. */
+  readonly fetchParents = new Map<OciDigest, OciDigest | undefined>()
 
   constructor (readonly store: BlobStore, readonly meshStore?: BlobStore) {}
 
@@ -59,16 +63,28 @@ export class TestBackend implements RegistryBackend {
     return this.meshTags.get(repository)?.get(tag)
   }
 
-  async fetchBlob (digest: OciDigest, options?: AbortOptions & { sizeBytes?: number }): Promise<boolean> {
+  async fetchBlob (digest: OciDigest, options?: FetchBlobOptions): Promise<FetchedBlob | undefined> {
     await this.meshWait(options)
     if (this.meshStore == null || !await this.meshStore.has(digest)) {
-      return false
+      return undefined
+    }
+    this.fetched.push(digest)
+    this.fetchParents.set(digest, options?.parent)
+
+    if (this.memoryStoreDelayMs == null) {
+      const { stream } = await this.meshStore.readStream(digest)
+      await this.store.putStream(stream, digest)
+      return { stored: Promise.resolve(true) }
     }
 
-    const { stream } = await this.meshStore.readStream(digest)
-    await this.store.putStream(stream, digest)
-    this.fetched.push(digest)
-    return true
+    // Like the agent's fetch into memory: the bytes are returned at once and
+    // reach the store only after the delay.
+    const bytes = await this.meshStore.read(digest)
+    const delayMs = this.memoryStoreDelayMs
+    const stored = new Promise<void>(resolve => setTimeout(resolve, delayMs))
+      .then(async () => this.store.put(bytes, digest))
+      .then(() => true, () => false)
+    return { bytes, stored }
   }
 
   async publishTag (repository: string, tag: string, descriptor: Descriptor): Promise<void> {

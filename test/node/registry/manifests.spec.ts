@@ -161,6 +161,24 @@ describe('registry manifests', () => {
       assert.deepEqual([...registry.backend.fetched].sort(), [BUSYBOX_ARM64, BUSYBOX_ARM64_CONFIG, BUSYBOX_ARM64_LAYER].sort(), 'each blob is fetched once')
     })
 
+    it('manifest in memory is served and names itself as parent', async () => {
+      const meshStore = registry.backend.meshStore
+      assert.ok(meshStore != null)
+      for (const [tag, descriptor] of await loadFixture(meshStore, 'busybox')) {
+        registry.backend.setTag('demo/busybox', tag, descriptor, 'mesh')
+      }
+      registry.backend.memoryStoreDelayMs = 300
+
+      const response = await send(registry.port, 'GET', '/v2/demo/busybox/manifests/1.35-arm64')
+      const settled = await waitFor(async () => registry.server.prefetches === 0 && registry.backend.fetched.length >= 3)
+
+      assert.equal(response.status, 200)
+      assert.deepEqual(response.body, await fixtureBlob('busybox', BUSYBOX_ARM64))
+      assert.equal(settled, true)
+      assert.equal(registry.backend.fetchParents.get(BUSYBOX_ARM64_CONFIG), BUSYBOX_ARM64)
+      assert.equal(registry.backend.fetchParents.get(BUSYBOX_ARM64_LAYER), BUSYBOX_ARM64)
+    })
+
     it('index pull prefetches child manifests only', async () => {
       const meshStore = registry.backend.meshStore
       assert.ok(meshStore != null)
@@ -273,6 +291,23 @@ describe('registry manifests', () => {
 
       assert.equal(response.status, 201)
       assert.deepEqual(registry.backend.fetched, [BUSYBOX_ARM64])
+    })
+
+    it('PUT waits until fetched children are stored', async () => {
+      const meshStore = registry.backend.meshStore
+      assert.ok(meshStore != null)
+      await loadFixture(meshStore, 'busybox')
+      registry.backend.memoryStoreDelayMs = 300
+      const body = Buffer.from(JSON.stringify({
+        schemaVersion: 2,
+        mediaType: OCI_INDEX,
+        manifests: [{ mediaType: OCI_MANIFEST, digest: BUSYBOX_ARM64, size: 349 }]
+      }))
+
+      const response = await send(registry.port, 'PUT', '/v2/demo/busybox/manifests/arm', { headers: { 'Content-Type': OCI_INDEX }, body })
+
+      assert.equal(response.status, 201)
+      assert.equal(await registry.backend.store.has(BUSYBOX_ARM64), true)
     })
 
     it('PUT with subject returns OCI-Subject', async () => {

@@ -1,0 +1,108 @@
+/**
+ * Fetches of small blobs for the registry API straight into memory, from a
+ * peer known to hold them: the peer that a tag record or the parent manifest
+ * came from. The registry then sends its client the verified bytes while
+ * the store writes them, instead of after the write, its fsyncs and a read
+ * back. Anything unusual (a miss, a busy peer, a failure) is left to the
+ * blob fetcher, which finds other sources and fails over between them.
+ */
+import { logger } from '@libp2p/logger'
+import { digestOf, type OciDigest } from '../../protocol/digest.js'
+import { BlobResponse } from '../../protocol/messages/blob.js'
+import { requestBlob, type BlobReply } from '../net/blob-client.js'
+import type { PeerPenalties } from '../fetch/penalties.js'
+import type { KilomeshLibp2p } from '../net/libp2p.js'
+import type { AbortOptions, PeerId } from '@libp2p/interface'
+
+const log = logger('kilomesh:registry:memory-fetch')
+
+/**
+ * Largest blob fetched into memory, far above a manifest or an image config.
+ * Larger blobs go through the blob fetcher, which writes them to disk as
+ * they arrive and resumes them from another source.
+ */
+export const MAX_MEMORY_FETCH_BYTES = 256 * 1024
+
+/** Time one peer has to deliver a small blob before the blob fetcher takes over. */
+export const MEMORY_FETCH_TIMEOUT_MS = 5_000
+
+/**
+ * Requests a whole blob from `peer` and returns its bytes once they match
+ * `digest`. Returns undefined when the peer does not have it, is busy, fails,
+ * or the blob is larger than MAX_MEMORY_FETCH_BYTES. A peer that states a
+ * size other than the descriptor's, or sends bytes that do not match the
+ * digest, is penalised like the blob fetcher does. Throws only when the
+ * caller's signal aborts.
+ */
+export async function fetchIntoMemory (node: KilomeshLibp2p, penalties: PeerPenalties, peer: PeerId, digest: OciDigest, sizeBytes: number | undefined, options: AbortOptions = {}): Promise<Uint8Array | undefined> {
+  const signal = AbortSignal.any([AbortSignal.timeout(MEMORY_FETCH_TIMEOUT_MS), ...(options.signal != null ? [options.signal] : [])])
+  let reply: BlobReply | undefined
+
+  try {
+    reply = await requestBlob(node, peer, digest, 0, { signal })
+    if (reply.status !== BlobResponse.Status.OK) {
+      log.trace('%p responded %s for %s', peer, BlobResponse.Status[reply.status] ?? reply.status, digest)
+      return undefined
+    }
+
+    if (sizeBytes != null && reply.sizeBytes !== sizeBytes) {
+      penalties.penalise(peer.toString(), `stated size ${reply.sizeBytes} for ${digest}, whose descriptor says ${sizeBytes}`)
+      reply.stream.abort(new Error('size mismatch'))
+      return undefined
+    }
+    if (reply.sizeBytes > MAX_MEMORY_FETCH_BYTES) {
+      reply.stream.abort(new Error('blob too large to fetch into memory'))
+      return undefined
+    }
+
+    const bytes = await readBody(reply, signal)
+    if (bytes == null) {
+      log('%p ended the stream of %s before its %d bytes', peer, digest, reply.sizeBytes)
+      return undefined
+    }
+
+    const actual = digestOf(bytes)
+    if (actual !== digest) {
+      penalties.penalise(peer.toString(), `sent bytes for ${digest} that hash to ${actual}`)
+      return undefined
+    }
+    return bytes
+  } catch (err: any) {
+    reply?.stream.abort(err instanceof Error ? err : new Error(String(err)))
+    if (options.signal?.aborted === true) {
+      throw err
+    }
+    log('fetching %s from %p into memory failed, leaving it to the blob fetcher: %e', digest, peer, err)
+    return undefined
+  }
+}
+
+/** Reads exactly the stated size from the reply's body; undefined when the stream ends early. */
+async function readBody (reply: BlobReply, signal: AbortSignal): Promise<Uint8Array | undefined> {
+  const bytes = new Uint8Array(reply.sizeBytes)
+  let offset = 0
+
+  // The body is read from the stream itself, which no signal reaches.
+  const stream = reply.stream
+  const abortStream = (): void => { stream.abort(signal.reason instanceof Error ? signal.reason : new Error('aborted')) }
+  signal.addEventListener('abort', abortStream, { once: true })
+
+  try {
+    if (bytes.byteLength > 0) {
+      for await (const chunk of reply.body) {
+        const copiedBytes = Math.min(chunk.byteLength, bytes.byteLength - offset)
+        bytes.set(chunk.subarray(0, copiedBytes), offset)
+        offset += copiedBytes
+        if (offset >= bytes.byteLength) {
+          break
+        }
+      }
+    }
+  } finally {
+    signal.removeEventListener('abort', abortStream)
+  }
+
+  signal.throwIfAborted()
+  await stream.close({ signal }).catch(() => {})
+  return offset === bytes.byteLength ? bytes : undefined
+}

@@ -1,0 +1,119 @@
+/**
+ * The agent's registry backend against real peers: small blobs come straight
+ * from the peer that supplied the tag record or the parent manifest, and
+ * bytes that do not match their digest never reach a client as a success.
+ */
+import { strict as assert } from 'node:assert'
+import { pbStream } from '@libp2p/utils'
+import { MAX_MESSAGE_BYTES, RESOLVE_PROTOCOL } from '../../../protocol/constants.js'
+import { ResolveRequest, ResolveResponse } from '../../../protocol/messages/resolve.js'
+import { publishImage } from '../../../node/agent/publish.js'
+import { addressOf, startLocalAgent, stopLocalAgents, waitUntil } from '../../utils/in-process.js'
+import { fixture } from '../../utils/paths.js'
+import { startRoguePeer, type RoguePeer } from '../../utils/rogue-peer.js'
+import { fixtureBlob, send } from './helpers.js'
+import type { Agent } from '../../../node/agent/agent.js'
+import type { OciDigest } from '../../../protocol/digest.js'
+
+const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json'
+const HTTPD_V1: OciDigest = 'sha256:b00a22a43573e6deb217672d8fad3294e1a02e7d984c5a072d2044b18f24928c'
+const HTTPD_V1_CONFIG: OciDigest = 'sha256:11cf634045183836747073e3aea959d01fdaf4fd55c8b9c022738e62123c439c'
+const HTTPD_V1_LAYER: OciDigest = 'sha256:6605c25f659b195ee6cf445c35a56180b3a2f26db15740fb46de7076b7f728b2'
+
+function portOf (agent: Agent): number {
+  const port = Number(agent.registryAddress?.split(':').pop())
+  assert.ok(port > 0, `agent ${agent.peerId} has no registry address`)
+  return port
+}
+
+describe('registry fetches through the mesh', function () {
+  this.timeout(60_000)
+  let publisher: Agent
+  const agents: Agent[] = []
+  const rogues: RoguePeer[] = []
+
+  before(async () => {
+    publisher = await startLocalAgent({ dht: false })
+    agents.push(publisher)
+    await publishImage(publisher.context, 'demo/httpd:v1', `${fixture('micro-httpd')}:v1`)
+  })
+
+  after(async () => {
+    await Promise.all(rogues.map(async rogue => rogue.stop()))
+    await stopLocalAgents(agents)
+  })
+
+  /**
+   * Starts a peer that relays the publisher's genuine tag record through the
+   * resolve protocol but serves `corrupt` with one byte flipped.
+   */
+  async function startRelayingRogue (corrupt: string): Promise<RoguePeer> {
+    const rogue = await startRoguePeer(fixture('micro-httpd'), { corrupt })
+    rogues.push(rogue)
+    const envelope = publisher.context.catalog.get('demo/httpd', 'v1')?.envelope
+    assert.ok(envelope != null)
+
+    await rogue.node.handle(RESOLVE_PROTOCOL, async (stream) => {
+      const messages = pbStream(stream, { maxDataLength: MAX_MESSAGE_BYTES })
+      await messages.read(ResolveRequest)
+      await messages.write({ envelopes: [new Uint8Array(envelope)] }, ResolveResponse)
+      await stream.close()
+    })
+    return rogue
+  }
+
+  it('small blobs come straight from the source', async () => {
+    const agent = await startLocalAgent({ dht: false, registry: '127.0.0.1:0', bootstrap: [addressOf(publisher)] })
+    agents.push(agent)
+    await waitUntil(() => agent.context.catalog.get('demo/httpd', 'v1') != null, 'the catalog sync with the publisher')
+    const requestsBefore = publisher.context.blobServer.stats.requests
+
+    const manifest = await send(portOf(agent), 'GET', '/v2/demo/httpd/manifests/v1', { headers: { Accept: OCI_MANIFEST } })
+    const config = await send(portOf(agent), 'GET', `/v2/demo/httpd/blobs/${HTTPD_V1_CONFIG}`)
+    const layer = await send(portOf(agent), 'GET', `/v2/demo/httpd/blobs/${HTTPD_V1_LAYER}`)
+
+    assert.equal(manifest.status, 200)
+    assert.deepEqual(manifest.body, await fixtureBlob('micro-httpd', HTTPD_V1))
+    assert.equal(config.status, 200)
+    assert.deepEqual(config.body, await fixtureBlob('micro-httpd', HTTPD_V1_CONFIG))
+    assert.equal(layer.status, 200)
+    assert.deepEqual(layer.body, await fixtureBlob('micro-httpd', HTTPD_V1_LAYER))
+    assert.equal(publisher.context.blobServer.stats.requests - requestsBefore, 3, 'one request per blob and no probes of who holds it')
+    await waitUntil(async () => {
+      const stored = await Promise.all([HTTPD_V1, HTTPD_V1_CONFIG, HTTPD_V1_LAYER].map(async digest => agent.context.store.has(digest)))
+      return stored.every(Boolean)
+    }, 'the fetched blobs to reach the store')
+  })
+
+  it('corrupt manifest from its source is not served', async () => {
+    const rogue = await startRelayingRogue(HTTPD_V1)
+    const agent = await startLocalAgent({ dht: false, registry: '127.0.0.1:0', bootstrap: [rogue.address] })
+    agents.push(agent)
+    await waitUntil(() => agent.node.getPeers().length > 0, 'a connection to the rogue peer')
+
+    const response = await send(portOf(agent), 'GET', '/v2/demo/httpd/manifests/v1', { headers: { Accept: OCI_MANIFEST } })
+
+    assert.equal(response.status, 404)
+    assert.equal(response.code, 'MANIFEST_UNKNOWN')
+    assert.equal(rogue.requests.get(HTTPD_V1), 1, 'the rogue peer was asked once and then penalised')
+    assert.equal(agent.context.penalties.isPenalised(rogue.node.peerId.toString()), true)
+    assert.equal(await agent.context.store.has(HTTPD_V1), false)
+  })
+
+  it('corrupt config from the manifest source is not served', async () => {
+    const rogue = await startRelayingRogue(HTTPD_V1_CONFIG)
+    const agent = await startLocalAgent({ dht: false, registry: '127.0.0.1:0', bootstrap: [rogue.address] })
+    agents.push(agent)
+    await waitUntil(() => agent.node.getPeers().length > 0, 'a connection to the rogue peer')
+
+    const manifest = await send(portOf(agent), 'GET', '/v2/demo/httpd/manifests/v1', { headers: { Accept: OCI_MANIFEST } })
+    const config = await send(portOf(agent), 'GET', `/v2/demo/httpd/blobs/${HTTPD_V1_CONFIG}`)
+
+    assert.equal(manifest.status, 200)
+    assert.deepEqual(manifest.body, await fixtureBlob('micro-httpd', HTTPD_V1))
+    assert.equal(config.status, 404)
+    assert.equal(config.code, 'BLOB_UNKNOWN')
+    assert.equal(agent.context.penalties.isPenalised(rogue.node.peerId.toString()), true)
+    assert.equal(await agent.context.store.has(HTTPD_V1_CONFIG), false)
+  })
+})
