@@ -25,7 +25,7 @@ const WARM_ROUNDS = 10
 /** Untimed copies per image and registry before the timed ones. */
 const WARMUP_ROUNDS = 2
 /** Cold pulls per image, each through a freshly started agent B. */
-const COLD_ROUNDS = 5
+const COLD_ROUNDS = 10
 /** Time for the reference registry to respond to /v2/ and for agent B to connect to agent A. */
 const READY_TIMEOUT_MS = 20_000
 /** Largest ratio of the warm agent's median to the reference registry's that meets the target. */
@@ -151,17 +151,24 @@ async function connectedPeers (agent: TestAgent): Promise<number> {
 /**
  * Times pulls through fresh agents connected to `holder`. The fresh agent
  * holds neither the tags nor the blobs, so each pull resolves the tag from
- * its peer and fetches every blob through the mesh.
+ * its peer and fetches every blob through the mesh. Each cold pull is paired
+ * with a pull from the reference registry in the same round, alternating
+ * which goes first, so both figures see the same load on the machine.
  */
-async function measureCold (holder: TestAgent, work: string): Promise<Map<string, number[]>> {
-  const samples = new Map(IMAGES.map(image => [image.label, [] as number[]]))
+async function measureCold (holder: TestAgent, reference: string, work: string): Promise<Map<string, { agentMs: number[], referenceMs: number[] }>> {
+  const samples = new Map(IMAGES.map(image => [image.label, { agentMs: [] as number[], referenceMs: [] as number[] }]))
 
   for (let round = 0; round < COLD_ROUNDS; round++) {
     const fresh = await startAgent({ registry: '127.0.0.1:0', bootstrap: [holder.info.multiaddrs[0] ?? ''] })
     try {
       await waitFor(async () => await connectedPeers(fresh) > 0, 'agent B to connect to agent A')
       for (const image of IMAGES) {
-        samples.get(image.label)?.push(await timePull(fresh.info.registry ?? '', image, work))
+        const entry = samples.get(image.label)
+        const order = round % 2 === 0 ? ['agent', 'reference'] as const : ['reference', 'agent'] as const
+        for (const target of order) {
+          const elapsedMs = await timePull(target === 'agent' ? fresh.info.registry ?? '' : reference, image, work)
+          entry?.[target === 'agent' ? 'agentMs' : 'referenceMs'].push(elapsedMs)
+        }
       }
     } finally {
       await cleanUp([fresh])
@@ -207,7 +214,7 @@ export async function bench (): Promise<string> {
     await pushImages(holder.info.registry ?? '')
 
     const warm = await measureWarm(holder.info.registry ?? '', reference.address, work)
-    const cold = await measureCold(holder, work)
+    const cold = await measureCold(holder, reference.address, work)
 
     const rows: BenchRow[] = []
     for (const image of IMAGES) {
@@ -215,14 +222,15 @@ export async function bench (): Promise<string> {
       rows.push(ratioRow(`warm pull of ${image.label} from the agent`, warmSamples?.agentMs ?? [], warmSamples?.referenceMs ?? [], MAX_WARM_RATIO))
     }
     for (const image of IMAGES) {
-      rows.push(ratioRow(`cold pull of ${image.label} through agent B`, cold.get(image.label) ?? [], warm.get(image.label)?.referenceMs ?? [], MAX_COLD_RATIO))
+      const coldSamples = cold.get(image.label)
+      rows.push(ratioRow(`cold pull of ${image.label} through agent B`, coldSamples?.agentMs ?? [], coldSamples?.referenceMs ?? [], MAX_COLD_RATIO))
     }
 
     const missed = missedTargets(rows)
     return [
       '## Registry API: skopeo copy',
       '',
-      `Wall time of one \`skopeo copy docker://REGISTRY/REPOSITORY:TAG oci:FRESH_FOLDER:TAG\` process, as median and 90th percentile. The baseline is the reference registry (${await versionOf('docker-registry', ['--version'])}, filesystem storage) on loopback. A warm pull reads from agent A, which holds the images in its store; ${WARM_ROUNDS} timed rounds after ${WARMUP_ROUNDS} untimed ones, alternating which registry goes first. A cold pull goes through agent B, started fresh for each of ${COLD_ROUNDS} rounds and connected to A over loopback TCP: B holds neither the tags nor the blobs, so it resolves each tag from A and fetches every blob from A through the mesh before answering. Agents run as \`kilomesh agent\` processes.`,
+      `Wall time of one \`skopeo copy docker://REGISTRY/REPOSITORY:TAG oci:FRESH_FOLDER:TAG\` process, as median and 90th percentile. The baseline is the reference registry (${await versionOf('docker-registry', ['--version'])}, filesystem storage) on loopback. A warm pull reads from agent A, which holds the images in its store; ${WARM_ROUNDS} timed rounds after ${WARMUP_ROUNDS} untimed ones, alternating which registry goes first. A cold pull goes through agent B, started fresh for each of ${COLD_ROUNDS} rounds and connected to A over loopback TCP: B holds neither the tags nor the blobs, so it resolves each tag from A and fetches every blob from A through the mesh before answering. Its baseline is a pull from the reference registry in the same round, alternating which goes first. Agents run as \`kilomesh agent\` processes.`,
       '',
       renderTable(rows),
       '',
