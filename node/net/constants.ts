@@ -27,13 +27,19 @@ export const PENALTY_DURATION_MS = 10 * 60_000
 /**
  * Bytes the blob server reads from disk and sends at a time. With 256 KiB a
  * 1 MB layer takes 5 reads and sends instead of 17, which the agent benchmark
- * measured as faster than 64 KiB; two chunks per upload are held in memory.
+ * measured as faster than 64 KiB. Each upload holds up to two chunks in memory.
  */
 export const BLOB_CHUNK_BYTES = 256 * 1024
 
 /** First and largest delay between redials of a bootstrap peer. */
 export const REDIAL_INITIAL_DELAY_MS = 1_000
 export const REDIAL_MAX_DELAY_MS = 60_000
+
+/**
+ * Delay between storing a blob and starting its DHT provide, so that a pull's
+ * next fetches do not share the event loop with DHT queries.
+ */
+export const PROVIDE_DELAY_MS = 50
 
 /** Provide operations running at once. */
 export const PROVIDE_CONCURRENCY = 4

@@ -7,7 +7,7 @@
  */
 import { logger } from '@libp2p/logger'
 import { digestToCid, type OciDigest } from '../../protocol/digest.js'
-import { PROVIDE_CONCURRENCY, PROVIDE_TIMEOUT_MS } from './constants.js'
+import { PROVIDE_CONCURRENCY, PROVIDE_DELAY_MS, PROVIDE_TIMEOUT_MS } from './constants.js'
 import type { KilomeshLibp2p } from './libp2p.js'
 import type { BlobStore } from '../store/blob-store.js'
 
@@ -19,6 +19,8 @@ export class BlobProviders {
   private readonly queue: OciDigest[] = []
   private readonly queued = new Set<OciDigest>()
   private running = 0
+  /** Timer that starts the queued provides PROVIDE_DELAY_MS after the first of them was stored. */
+  private delayTimer: ReturnType<typeof setTimeout> | undefined
   private readonly shutdown = new AbortController()
   private readonly unsubscribe: Array<() => void> = []
 
@@ -38,6 +40,7 @@ export class BlobProviders {
   }
 
   stop (): void {
+    clearTimeout(this.delayTimer)
     this.shutdown.abort()
     this.unsubscribe.forEach(unsubscribe => { unsubscribe() })
     this.queue.length = 0
@@ -55,7 +58,15 @@ export class BlobProviders {
     }
     this.queued.add(digest)
     this.queue.push(digest)
-    this.drain()
+
+    // A pull stores its blobs one after the other. Providing each at once
+    // runs DHT queries and datastore writes in the middle of the pull, so the
+    // blobs stored within PROVIDE_DELAY_MS are provided together after it.
+    // The timer is not pushed back by later stores, so no provide waits longer.
+    this.delayTimer ??= setTimeout(() => {
+      this.delayTimer = undefined
+      this.drain()
+    }, PROVIDE_DELAY_MS)
   }
 
   private drain (): void {
