@@ -86,6 +86,11 @@ export class BlobFetcher {
     readonly sources: SourceFinder = new SourceFinder(node, penalties)
   ) {}
 
+  /** Returns true while a transfer of `digest` from peers is running. */
+  isFetching (digest: OciDigest): boolean {
+    return this.inFlight.has(digest)
+  }
+
   /** Makes the blob local, fetching it when needed; throws NoSourceError when no peer delivers it. */
   async fetch (digest: OciDigest, options: FetchOptions = {}): Promise<BlobInfo> {
     const local = await this.store.stat(digest)
