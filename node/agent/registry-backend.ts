@@ -63,13 +63,19 @@ export class AgentRegistryBackend implements RegistryBackend {
 
     // The fetch may be shared with a request whose client went away, so its
     // failure sends this request on to the blob fetcher with its own signal.
-    const fetched = await pending?.catch(() => undefined)
+    // When the preferred peers were asked and did not deliver, the blob
+    // fetcher does not request from them first again.
+    let preferredMissed = false
+    const fetched = await pending?.then(result => {
+      preferredMissed = result == null
+      return result
+    }, () => undefined)
     if (fetched != null) {
       return fetched
     }
 
     try {
-      await this.context.fetcher.fetch(digest, { signal: options.signal, sizeBytes: options.sizeBytes, preferredPeers: preferred })
+      await this.context.fetcher.fetch(digest, { signal: options.signal, sizeBytes: options.sizeBytes, preferredPeers: preferredMissed ? [] : preferred })
       // The peer that delivered is not known here, so the blob's children
       // inherit the parent's sources.
       this.rememberSources(digest, preferred)

@@ -8,6 +8,7 @@ import { pbStream } from '@libp2p/utils'
 import { MAX_MESSAGE_BYTES, RESOLVE_PROTOCOL } from '../../../protocol/constants.js'
 import { ResolveRequest, ResolveResponse } from '../../../protocol/messages/resolve.js'
 import { publishImage } from '../../../node/agent/publish.js'
+import { pullImage } from '../../../node/agent/pull.js'
 import { addressOf, startLocalAgent, stopLocalAgents, waitUntil } from '../../utils/in-process.js'
 import { fixture } from '../../utils/paths.js'
 import { startRoguePeer, type RoguePeer } from '../../utils/rogue-peer.js'
@@ -83,6 +84,30 @@ describe('registry fetches through the mesh', function () {
       const stored = await Promise.all([HTTPD_V1, HTTPD_V1_CONFIG, HTTPD_V1_LAYER].map(async digest => agent.context.store.has(digest)))
       return stored.every(Boolean)
     }, 'the fetched blobs to reach the store')
+  })
+
+  it('blob missing at its source comes from another peer', async () => {
+    const holder = await startLocalAgent({ dht: false, bootstrap: [addressOf(publisher)] })
+    agents.push(holder)
+    await waitUntil(() => holder.context.catalog.get('demo/httpd', 'v1') != null, 'the catalog sync of the holder')
+    await pullImage(holder.context, 'demo/httpd:v1')
+    const configBytes = await fixtureBlob('micro-httpd', HTTPD_V1_CONFIG)
+    await publisher.context.store.delete(HTTPD_V1_CONFIG)
+
+    try {
+      const agent = await startLocalAgent({ dht: false, registry: '127.0.0.1:0', bootstrap: [addressOf(publisher), addressOf(holder)] })
+      agents.push(agent)
+      await waitUntil(() => agent.context.catalog.get('demo/httpd', 'v1') != null && agent.node.getPeers().length === 2, 'connections to the publisher and the holder')
+
+      const manifest = await send(portOf(agent), 'GET', '/v2/demo/httpd/manifests/v1', { headers: { Accept: OCI_MANIFEST } })
+      const config = await send(portOf(agent), 'GET', `/v2/demo/httpd/blobs/${HTTPD_V1_CONFIG}`)
+
+      assert.equal(manifest.status, 200)
+      assert.equal(config.status, 200)
+      assert.deepEqual(config.body, configBytes)
+    } finally {
+      await publisher.context.store.put(configBytes, HTTPD_V1_CONFIG)
+    }
   })
 
   it('corrupt manifest from its source is not served', async () => {
