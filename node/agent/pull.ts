@@ -28,6 +28,11 @@ export interface PullOptions extends AbortOptions {
   onProgress?: (progress: FetchProgress) => void
   /** How long each blob fetch keeps looking when no peer holds it yet; see FetchOptions. */
   waitForSourcesMs?: number
+  /**
+   * Peers to fetch from first when the reference names a digest, such as the
+   * publisher of the tag record that led to it. A tag finds its own.
+   */
+  preferredPeers?: PeerId[]
 }
 
 export interface PullResult {
@@ -95,7 +100,7 @@ export async function pullImage (context: AgentContext, reference: string, optio
 
 async function pullParsed (context: AgentContext, parsed: ImageReference, reference: string, options: PullOptions, before: { fetchedBlobs: number, receivedBytes: number }): Promise<PullResult> {
   let root: Descriptor | undefined
-  let sources: PeerId[] = []
+  let sources: PeerId[] = options.preferredPeers ?? []
 
   if (parsed.digest != null) {
     root = { digest: parsed.digest, mediaType: '', size: -1 }

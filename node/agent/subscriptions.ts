@@ -333,7 +333,12 @@ export class SubscriptionManager {
 
     const attemptSignal = AbortSignal.any([signal, AbortSignal.timeout(PULL_ATTEMPT_TIMEOUT_MS)])
     // The tag is known to exist, so holders appear as the rollout spreads: keep looking for them.
-    const result = await pullImage(context, `${repository}@${version.digest}`, { platform: localPlatform(), signal: attemptSignal, waitForSourcesMs: SUBSCRIPTION_WAIT_FOR_SOURCES_MS })
+    // The publisher almost always holds what it published. Asking it first
+    // saves probing random peers for the manifest, which in a large mesh
+    // often misses it.
+    const publisher = this.components.catalog.get(repository, tag)?.record.publisher
+    const preferredPeers = context.node.getPeers().filter(peer => peer.toString() === publisher)
+    const result = await pullImage(context, `${repository}@${version.digest}`, { platform: localPlatform(), signal: attemptSignal, waitForSourcesMs: SUBSCRIPTION_WAIT_FOR_SOURCES_MS, preferredPeers })
 
     // A newer version may have superseded this one while the pull finished.
     signal.throwIfAborted()
