@@ -2,11 +2,12 @@
  * Client side of `/kilomesh/blob/1.0.0`: asks one peer for a blob from an
  * offset and exposes the header and the body. The caller hashes and stores.
  */
-import { pbStream } from '@libp2p/utils'
+import { encode as lengthPrefixed } from 'it-length-prefixed'
 import { BLOB_PROTOCOL, MAX_MESSAGE_BYTES } from '../../protocol/constants.js'
 import { InvalidMessageError } from '../../protocol/errors.js'
 import { BlobRequest, BlobResponse } from '../../protocol/messages/blob.js'
 import { MAX_OUTBOUND_BLOB_STREAMS } from './constants.js'
+import { openWithRequest } from './optimistic-stream.js'
 import type { OciDigest } from '../../protocol/digest.js'
 import type { KilomeshLibp2p } from './libp2p.js'
 import type { AbortOptions, PeerId, Stream } from '@libp2p/interface'
@@ -21,21 +22,30 @@ export interface BlobReply {
   stream: Stream
 }
 
-/** Opens a blob stream to `peer` and reads the response header. */
+/**
+ * Opens a blob stream to `peer` and reads the response header. The request
+ * goes out with the protocol proposal, so a request takes one round trip.
+ */
 export async function requestBlob (node: KilomeshLibp2p, peer: PeerId, digest: OciDigest, offset: number, options: AbortOptions & { headerOnly?: boolean } = {}): Promise<BlobReply> {
-  const stream = await node.dialProtocol(peer, BLOB_PROTOCOL, { signal: options.signal, maxOutboundStreams: MAX_OUTBOUND_BLOB_STREAMS })
+  const request = lengthPrefixed.single(BlobRequest.encode({ digest, offset: BigInt(offset), headerOnly: options.headerOnly ?? false }))
+  const { stream, messages, confirm } = await openWithRequest(node, peer, BLOB_PROTOCOL, request, {
+    signal: options.signal,
+    maxOutboundStreams: MAX_OUTBOUND_BLOB_STREAMS,
+    maxDataLength: MAX_MESSAGE_BYTES
+  })
 
   try {
-    const messages = pbStream(stream, { maxDataLength: MAX_MESSAGE_BYTES })
-    await messages.write({ digest, offset: BigInt(offset), headerOnly: options.headerOnly ?? false }, BlobRequest, options)
-    const header = await messages.read(BlobResponse, options)
+    await confirm(options)
+    const header = BlobResponse.decode(await messages.read(options))
 
     if (header.size > BigInt(Number.MAX_SAFE_INTEGER)) {
       throw new InvalidMessageError(`peer ${peer.toString()} announced an impossible size ${header.size} for ${digest}`)
     }
 
     const raw = messages.unwrap()
-    const hasBody = header.status === BlobResponse.Status.OK && options.headerOnly !== true
+    // A body of no bytes is not read at all, because the stream iterator of
+    // libp2p 3.3 never ends when the remote closed its side before it started.
+    const hasBody = header.status === BlobResponse.Status.OK && options.headerOnly !== true && header.size > BigInt(offset)
     if (!hasBody) {
       await stream.close(options).catch(() => {})
     }
