@@ -6,7 +6,7 @@
  * Concurrent requests for one digest share a single transfer.
  */
 import { logger } from '@libp2p/logger'
-import { DigestMismatchError, InvalidMessageError } from '../../protocol/errors.js'
+import { DigestMismatchError } from '../../protocol/errors.js'
 import { BlobResponse } from '../../protocol/messages/blob.js'
 import { requestBlob } from '../net/blob-client.js'
 import { BUSY_RETRY_INITIAL_MS, BUSY_RETRY_MAX_MS, STALL_TIMEOUT_MS } from '../net/constants.js'
@@ -323,9 +323,6 @@ export class BlobFetcher {
         // the buffer read from the socket, and yamux passes slices of it on.
         for await (const chunk of reply.body) {
           lastProgressMs = Date.now()
-          if (chunk.byteLength > reply.sizeBytes - writer.offset) {
-            throw new InvalidMessageError(`${peer.toString()} sent more than the ${reply.sizeBytes} bytes it stated for ${digest}`)
-          }
           await writer.write(chunk)
           this.stats.receivedBytes += chunk.byteLength
           options.onProgress?.({ digest, receivedBytes: writer.offset, totalBytes: reply.sizeBytes })

@@ -17,7 +17,7 @@ export interface BlobReply {
   /** Total size of the blob, as the peer states it. */
   sizeBytes: number
   message: string
-  /** Body bytes from the requested offset; empty unless status is OK and the request was not header-only. */
+  /** Body bytes from the requested offset to the stated size; empty unless status is OK and the request was not header-only. */
   body: AsyncIterable<Uint8Array>
   stream: Stream
 }
@@ -43,8 +43,6 @@ export async function requestBlob (node: KilomeshLibp2p, peer: PeerId, digest: O
     }
 
     const raw = messages.unwrap()
-    // A body of no bytes is not read at all, because the stream iterator of
-    // libp2p 3.3 never ends when the remote closed its side before it started.
     const hasBody = header.status === BlobResponse.Status.OK && options.headerOnly !== true && header.size > BigInt(offset)
     if (!hasBody) {
       await stream.close(options).catch(() => {})
@@ -54,7 +52,7 @@ export async function requestBlob (node: KilomeshLibp2p, peer: PeerId, digest: O
       status: header.status,
       sizeBytes: Number(header.size),
       message: header.message,
-      body: hasBody ? toBytes(raw) : (async function * () {})(),
+      body: hasBody ? toBytes(raw, Number(header.size) - offset) : (async function * () {})(),
       stream
     }
   } catch (err: any) {
@@ -64,16 +62,23 @@ export async function requestBlob (node: KilomeshLibp2p, peer: PeerId, digest: O
 }
 
 /**
- * Yields the body as the stream delivers it. A delivery made of several
- * buffers is yielded buffer by buffer, because joining them copies every byte.
+ * Yields the body as the stream delivers it, and ends after `lengthBytes`
+ * bytes, the length the header stated. Ending there does not depend on the
+ * remote's close, which the stream iterator of libp2p 3.3 misses when it
+ * arrived before the iterator started. Bytes past the stated length are
+ * dropped. A delivery made of several buffers is yielded buffer by buffer,
+ * because joining them copies every byte.
  */
-async function * toBytes (stream: Stream): AsyncGenerator<Uint8Array> {
+async function * toBytes (stream: Stream, lengthBytes: number): AsyncGenerator<Uint8Array> {
+  let remainingBytes = lengthBytes
   for await (const chunk of stream) {
-    if (chunk instanceof Uint8Array) {
-      yield chunk
-      continue
-    }
-    for (const buffer of chunk) {
+    const buffers = chunk instanceof Uint8Array ? [chunk] : chunk
+    for (const buffer of buffers) {
+      if (buffer.byteLength >= remainingBytes) {
+        yield buffer.subarray(0, remainingBytes)
+        return
+      }
+      remainingBytes -= buffer.byteLength
       yield buffer
     }
   }
