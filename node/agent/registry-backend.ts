@@ -5,7 +5,7 @@ import { InvalidConfigError } from '../config/errors.js'
 import { RegistryServer } from '../registry/server.js'
 import { deleteTag, publishTag } from './publish.js'
 import { resolveTag } from './pull.js'
-import { fetchIntoMemory, MAX_MEMORY_FETCH_BYTES } from './registry-fetch.js'
+import { fetchIntoMemory, MAX_MEMORY_FETCH_BYTES, MEMORY_FETCH_BUDGET_BYTES } from './registry-fetch.js'
 import type { AgentContext } from './agent.js'
 import type { OciDigest } from '../../protocol/digest.js'
 import type { Descriptor } from '../image/manifest.js'
@@ -21,6 +21,14 @@ const MAX_SOURCE_HINTS = 1024
 /** A blob that is already in the store. */
 const IN_STORE: FetchedBlob = { stored: Promise.resolve(true) }
 
+/** Limits of fetches into memory, for tests; the defaults suit an agent. */
+export interface MemoryFetchInit {
+  /** @default MAX_MEMORY_FETCH_BYTES (4 MiB) */
+  maxMemoryFetchBytes?: number
+  /** @default MEMORY_FETCH_BUDGET_BYTES (16 MiB) */
+  memoryFetchBudgetBytes?: number
+}
+
 export class AgentRegistryBackend implements RegistryBackend {
   /**
    * Peers to ask first for a blob: those that supplied its tag record, or
@@ -28,10 +36,18 @@ export class AgentRegistryBackend implements RegistryBackend {
    * directly skips the round of asking every connected peer.
    */
   private readonly sourceHints = new Map<OciDigest, PeerId[]>()
-  /** Small blobs fetched into memory, until they are in the store, so a request in between does not fetch them again. */
+  /** Blobs fetched into memory, until they are in the store, so a request in between does not fetch them again. */
   private readonly inMemory = new Map<OciDigest, Promise<FetchedBlob | undefined>>()
+  /** Bytes reserved by the entries of `inMemory`, at most the budget. */
+  private memoryBytes = 0
 
-  constructor (private readonly context: AgentContext) {}
+  private readonly maxMemoryFetchBytes: number
+  private readonly memoryFetchBudgetBytes: number
+
+  constructor (private readonly context: AgentContext, init: MemoryFetchInit = {}) {
+    this.maxMemoryFetchBytes = init.maxMemoryFetchBytes ?? MAX_MEMORY_FETCH_BYTES
+    this.memoryFetchBudgetBytes = init.memoryFetchBudgetBytes ?? MEMORY_FETCH_BUDGET_BYTES
+  }
 
   get store (): BlobStore {
     return this.context.store
@@ -46,19 +62,26 @@ export class AgentRegistryBackend implements RegistryBackend {
   }
 
   /**
-   * Fetches a blob through the mesh. A small blob with a known source is
-   * fetched from it into memory and returned while the store writes it.
-   * Anything else goes through the blob fetcher into the store.
+   * Fetches a blob through the mesh. A blob within the memory fetch limits
+   * with a known source is fetched from it into memory and returned while
+   * the store writes it. Anything else goes through the blob fetcher into
+   * the store.
    */
   async fetchBlob (digest: OciDigest, options: FetchBlobOptions = {}): Promise<FetchedBlob | undefined> {
     const preferred = this.preferredPeers(digest, options.parent)
-    const small = options.sizeBytes == null || options.sizeBytes <= MAX_MEMORY_FETCH_BYTES
+    // A blob of unknown size may be as large as the limit, so it reserves that much.
+    const reservedBytes = options.sizeBytes ?? this.maxMemoryFetchBytes
+    const fits = reservedBytes <= this.maxMemoryFetchBytes && this.memoryBytes + reservedBytes <= this.memoryFetchBudgetBytes
 
     let pending = this.inMemory.get(digest)
-    if (pending == null && preferred.length > 0 && small) {
+    if (pending == null && preferred.length > 0 && fits) {
+      this.memoryBytes += reservedBytes
       pending = this.fetchIntoMemory(digest, preferred, options)
       this.inMemory.set(digest, pending)
-      void pending.then(async fetched => fetched?.stored).catch(() => {}).finally(() => this.inMemory.delete(digest))
+      void pending.then(async fetched => fetched?.stored).catch(() => {}).finally(() => {
+        this.inMemory.delete(digest)
+        this.memoryBytes -= reservedBytes
+      })
     }
 
     // The fetch may be shared with a request whose client went away, so its
@@ -89,14 +112,20 @@ export class AgentRegistryBackend implements RegistryBackend {
     }
   }
 
-  /** Asks each preferred peer in turn; on success, starts writing the bytes to the store and returns them. */
+  /**
+   * Asks each preferred peer in turn; on success, starts writing the bytes to
+   * the store and returns them.
+   * NOTE: a transfer of the same blob that the blob fetcher runs at the same
+   * time (for a subscription's pull) is not shared with this one, so both may
+   * download it.
+   */
   private async fetchIntoMemory (digest: OciDigest, peers: PeerId[], options: FetchBlobOptions): Promise<FetchedBlob | undefined> {
     if (await this.context.store.has(digest)) {
       return IN_STORE
     }
 
     for (const peer of peers) {
-      const bytes = await fetchIntoMemory(this.context.node, this.context.penalties, peer, digest, options.sizeBytes, options)
+      const bytes = await fetchIntoMemory(this.context.node, this.context.penalties, peer, digest, options.sizeBytes, { ...options, maxSizeBytes: this.maxMemoryFetchBytes })
       if (bytes == null) {
         continue
       }

@@ -1,15 +1,19 @@
 /**
- * Fetches of small blobs for the registry API straight into memory, from a
- * peer known to hold them: the peer that a tag record or the parent manifest
- * came from. The registry then sends its client the verified bytes while
- * the store writes them, instead of after the write, its fsyncs and a read
- * back. Anything unusual (a miss, a busy peer, a failure) is left to the
- * blob fetcher, which finds other sources and fails over between them.
+ * Fetches of blobs of up to a few MB for the registry API straight into
+ * memory, from a peer known to hold them: the peer that a tag record or the
+ * parent manifest came from. The registry then sends its client the
+ * verified bytes while the store writes them, instead of after the write,
+ * its fsyncs and a read back. Anything unusual (a miss, a busy peer, a
+ * failure) is left to the blob fetcher, which finds other sources and fails
+ * over between them.
  */
 import { logger } from '@libp2p/logger'
 import { digestOf, type OciDigest } from '../../protocol/digest.js'
 import { BlobResponse } from '../../protocol/messages/blob.js'
+import { MAX_MANIFEST_BYTES } from '../../protocol/constants.js'
+import { StallError } from '../fetch/errors.js'
 import { requestBlob, type BlobReply } from '../net/blob-client.js'
+import { STALL_TIMEOUT_MS } from '../net/constants.js'
 import type { PeerPenalties } from '../fetch/penalties.js'
 import type { KilomeshLibp2p } from '../net/libp2p.js'
 import type { AbortOptions, PeerId } from '@libp2p/interface'
@@ -17,25 +21,38 @@ import type { AbortOptions, PeerId } from '@libp2p/interface'
 const log = logger('kilomesh:registry:memory-fetch')
 
 /**
- * Largest blob fetched into memory, far above a manifest or an image config.
- * Larger blobs go through the blob fetcher, which writes them to disk as
- * they arrive and resumes them from another source.
+ * Largest blob fetched into memory: the largest manifest a peer may send,
+ * and above the layers of a typical micro image. Larger blobs go through the
+ * blob fetcher, which writes them to disk as they arrive and resumes them
+ * from another source.
  */
-export const MAX_MEMORY_FETCH_BYTES = 256 * 1024
+export const MAX_MEMORY_FETCH_BYTES = MAX_MANIFEST_BYTES
 
-/** Time one peer has to deliver a small blob before the blob fetcher takes over. */
-export const MEMORY_FETCH_TIMEOUT_MS = 5_000
+/**
+ * Bytes that fetches into memory may hold at once, counting blobs still
+ * being written to the store. Past it, blobs go through the blob fetcher.
+ */
+export const MEMORY_FETCH_BUDGET_BYTES = 16 * 1024 * 1024
 
 /**
  * Requests a whole blob from `peer` and returns its bytes once they match
- * `digest`. Returns undefined when the peer does not have it, is busy, fails,
- * or the blob is larger than MAX_MEMORY_FETCH_BYTES. A peer that states a
- * size other than the descriptor's, or sends bytes that do not match the
- * digest, is penalised like the blob fetcher does. Throws only when the
- * caller's signal aborts.
+ * `digest`. Returns undefined when the peer does not have it, is busy or
+ * fails, or when the blob is larger than `maxSizeBytes` (by default
+ * MAX_MEMORY_FETCH_BYTES). A peer that states a size other than the
+ * descriptor's, or sends bytes that do not match the digest, is penalised
+ * like the blob fetcher does. Throws only when the caller's signal aborts.
  */
-export async function fetchIntoMemory (node: KilomeshLibp2p, penalties: PeerPenalties, peer: PeerId, digest: OciDigest, sizeBytes: number | undefined, options: AbortOptions = {}): Promise<Uint8Array | undefined> {
-  const signal = AbortSignal.any([AbortSignal.timeout(MEMORY_FETCH_TIMEOUT_MS), ...(options.signal != null ? [options.signal] : [])])
+export async function fetchIntoMemory (node: KilomeshLibp2p, penalties: PeerPenalties, peer: PeerId, digest: OciDigest, sizeBytes: number | undefined, options: AbortOptions & { maxSizeBytes?: number } = {}): Promise<Uint8Array | undefined> {
+  // Like the blob fetcher, give up on a peer that sends nothing for
+  // STALL_TIMEOUT_MS, however long the whole transfer takes.
+  const stall = new AbortController()
+  const signal = AbortSignal.any([stall.signal, ...(options.signal != null ? [options.signal] : [])])
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const restartStallTimer = (): void => {
+    clearTimeout(timer)
+    timer = setTimeout(() => { stall.abort(new StallError(`${peer.toString()} sent nothing for ${STALL_TIMEOUT_MS} ms`)) }, STALL_TIMEOUT_MS)
+  }
+  restartStallTimer()
   let reply: BlobReply | undefined
 
   try {
@@ -50,12 +67,12 @@ export async function fetchIntoMemory (node: KilomeshLibp2p, penalties: PeerPena
       reply.stream.abort(new Error('size mismatch'))
       return undefined
     }
-    if (reply.sizeBytes > MAX_MEMORY_FETCH_BYTES) {
+    if (reply.sizeBytes > (options.maxSizeBytes ?? MAX_MEMORY_FETCH_BYTES)) {
       reply.stream.abort(new Error('blob too large to fetch into memory'))
       return undefined
     }
 
-    const bytes = await readBody(reply, signal)
+    const bytes = await readBody(reply, signal, restartStallTimer)
     if (bytes == null) {
       log('%p ended the stream of %s before its %d bytes', peer, digest, reply.sizeBytes)
       return undefined
@@ -74,11 +91,13 @@ export async function fetchIntoMemory (node: KilomeshLibp2p, penalties: PeerPena
     }
     log('fetching %s from %p into memory failed, leaving it to the blob fetcher: %e', digest, peer, err)
     return undefined
+  } finally {
+    clearTimeout(timer)
   }
 }
 
 /** Reads exactly the stated size from the reply's body; undefined when the stream ends early. */
-async function readBody (reply: BlobReply, signal: AbortSignal): Promise<Uint8Array | undefined> {
+async function readBody (reply: BlobReply, signal: AbortSignal, onChunk: () => void): Promise<Uint8Array | undefined> {
   const bytes = new Uint8Array(reply.sizeBytes)
   let offset = 0
 
@@ -90,6 +109,7 @@ async function readBody (reply: BlobReply, signal: AbortSignal): Promise<Uint8Ar
   try {
     if (bytes.byteLength > 0) {
       for await (const chunk of reply.body) {
+        onChunk()
         const copiedBytes = Math.min(chunk.byteLength, bytes.byteLength - offset)
         bytes.set(chunk.subarray(0, copiedBytes), offset)
         offset += copiedBytes

@@ -9,9 +9,9 @@ import type { BlobStore } from '../store/blob-store.js'
 import type { AbortOptions } from '@libp2p/interface'
 
 /**
- * A blob that a mesh fetch made available. A small blob may be fetched into
- * memory and served from there while it is still being written to the store,
- * so a client does not wait for the write and its fsyncs.
+ * A blob that a mesh fetch made available. A blob of up to a few MB may be
+ * fetched into memory and served from there while it is still being written
+ * to the store, so a client does not wait for the write and its fsyncs.
  */
 export interface FetchedBlob {
   /** The blob's bytes, already checked against its digest; absent when the fetch went straight to the store. */

@@ -1,5 +1,5 @@
 /**
- * The agent's registry backend against real peers: small blobs come straight
+ * The agent's registry backend against real peers: blobs come straight
  * from the peer that supplied the tag record or the parent manifest, and
  * bytes that do not match their digest never reach a client as a success.
  */
@@ -9,6 +9,7 @@ import { MAX_MESSAGE_BYTES, RESOLVE_PROTOCOL } from '../../../protocol/constants
 import { ResolveRequest, ResolveResponse } from '../../../protocol/messages/resolve.js'
 import { publishImage } from '../../../node/agent/publish.js'
 import { pullImage } from '../../../node/agent/pull.js'
+import { AgentRegistryBackend } from '../../../node/agent/registry-backend.js'
 import { addressOf, startLocalAgent, stopLocalAgents, waitUntil } from '../../utils/in-process.js'
 import { fixture } from '../../utils/paths.js'
 import { startRoguePeer, type RoguePeer } from '../../utils/rogue-peer.js'
@@ -84,6 +85,31 @@ describe('registry fetches through the mesh', function () {
       const stored = await Promise.all([HTTPD_V1, HTTPD_V1_CONFIG, HTTPD_V1_LAYER].map(async digest => agent.context.store.has(digest)))
       return stored.every(Boolean)
     }, 'the fetched blobs to reach the store')
+  })
+
+  it('memory limits send blobs to the store', async () => {
+    const agent = await startLocalAgent({ dht: false, bootstrap: [addressOf(publisher)] })
+    agents.push(agent)
+    await waitUntil(() => agent.node.getPeers().length > 0, 'a connection to the publisher')
+    const layerBytes = await fixtureBlob('micro-httpd', HTTPD_V1_LAYER)
+    const configBytes = await fixtureBlob('micro-httpd', HTTPD_V1_CONFIG)
+    const sizeLimited = new AgentRegistryBackend(agent.context, { maxMemoryFetchBytes: layerBytes.byteLength - 1 })
+    const budgetLimited = new AgentRegistryBackend(agent.context, { memoryFetchBudgetBytes: configBytes.byteLength - 1 })
+    assert.ok(await sizeLimited.resolveTag('demo/httpd', 'v1') != null)
+    assert.ok(await budgetLimited.resolveTag('demo/httpd', 'v1') != null)
+
+    const overSize = await sizeLimited.fetchBlob(HTTPD_V1_LAYER, { sizeBytes: layerBytes.byteLength, parent: HTTPD_V1 })
+    const underSize = await sizeLimited.fetchBlob(HTTPD_V1_CONFIG, { sizeBytes: configBytes.byteLength, parent: HTTPD_V1 })
+    await underSize?.stored
+    await agent.context.store.delete(HTTPD_V1_CONFIG)
+    const overBudget = await budgetLimited.fetchBlob(HTTPD_V1_CONFIG, { sizeBytes: configBytes.byteLength, parent: HTTPD_V1 })
+
+    assert.equal(overSize?.bytes, undefined, 'a blob over the size limit goes to the store')
+    assert.equal(await overSize?.stored, true)
+    assert.deepEqual(Buffer.from(await agent.context.store.read(HTTPD_V1_LAYER)), layerBytes)
+    assert.deepEqual(underSize?.bytes, new Uint8Array(configBytes), 'a blob within the limits comes in memory')
+    assert.equal(overBudget?.bytes, undefined, 'a blob over the budget goes to the store')
+    assert.equal(await agent.context.store.has(HTTPD_V1_CONFIG), true)
   })
 
   it('blob missing at its source comes from another peer', async () => {
