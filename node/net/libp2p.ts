@@ -12,6 +12,7 @@ import { noise } from '@libp2p/noise'
 import { ping, type Ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import { yamux } from '@libp2p/yamux'
+import { withDiscoveryFilter } from './discovery-filter.js'
 import { createLibp2p, type Libp2p, type Libp2pOptions } from 'libp2p'
 import type { ConnectionGater, PrivateKey } from '@libp2p/interface'
 import type { Datastore } from 'interface-datastore'
@@ -101,14 +102,14 @@ export async function createKilomeshNode (init: NodeInit): Promise<KilomeshLibp2
       ...(init.dht === false
         ? {}
         : {
-            dht: kadDHT({
+            dht: withDiscoveryFilter(kadDHT({
               protocol: DHT_PROTOCOL,
               // Devices are dialable on their LAN, so every agent serves the DHT.
               clientMode: false,
               // The default mappers drop loopback, LAN and /memory addresses,
               // which is where a device fleet, a test mesh and the simulator live.
               peerInfoMapper: passthroughMapper
-            })
+            }))
           }),
       ...init.services
     },
