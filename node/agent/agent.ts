@@ -9,6 +9,7 @@ import { resolve } from 'node:path'
 import { logger } from '@libp2p/logger'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { LevelDatastore } from 'datastore-level'
+import { PeerCacheDatastore } from '../net/peer-cache-datastore.js'
 import { Catalog } from '../catalog/catalog.js'
 import { TrustPolicy, type TrustConfig } from '../catalog/trust.js'
 import { loadConfig, parseBootstrapAddress, parseMultiaddrValue, parseRegistryAddress, type AgentConfig } from '../config/config.js'
@@ -188,8 +189,13 @@ export class Agent {
       await mkdir(paths.datastore, { recursive: true })
       const level = new LevelDatastore(paths.datastore)
       await level.open()
-      datastore = level
-      closeDatastore = async () => { await level.close() }
+      const cached = new PeerCacheDatastore(level)
+      await cached.open()
+      datastore = cached
+      closeDatastore = async () => {
+        await cached.close()
+        await level.close()
+      }
     }
 
     const trust = new TrustPolicy({ localPeerId: peerId, config: config.trust as TrustConfig | undefined })
