@@ -230,7 +230,7 @@ export class Agent {
     await handleResolve(node, catalog)
     const announcer = new TagAnnouncer(node, catalog)
     announcer.start()
-    const providers = new BlobProviders(node, store)
+    const providers = new BlobProviders(node, store, { isFetched: digest => fetcher.isFetching(digest) })
     await providers.start()
     const connectivity = new ConnectivityKeeper(node, options.minConnections ?? config.minConnections)
     connectivity.start(bootstrap)

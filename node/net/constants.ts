@@ -41,6 +41,10 @@ export const REDIAL_MAX_DELAY_MS = 60_000
  */
 export const PROVIDE_DELAY_MS = 50
 
+/** Minimum and maximum random delay before a blob fetched from a peer is provided in the DHT. */
+export const FETCHED_PROVIDE_DELAY_MIN_MS = 1_000
+export const FETCHED_PROVIDE_DELAY_MAX_MS = 10_000
+
 /** Provide operations running at once. */
 export const PROVIDE_CONCURRENCY = 4
 
