@@ -5,6 +5,7 @@ import { MAX_UPLOADS_PER_BLOB } from '../../../node/net/constants.js'
 import { BlobResponse } from '../../../protocol/messages/blob.js'
 import { addressOf, startLocalAgent, stopLocalAgents, waitUntil } from '../../utils/in-process.js'
 import type { Agent } from '../../../node/agent/agent.js'
+import type { OciDigest } from '../../../protocol/digest.js'
 
 describe('blob server upload budget', function () {
   this.timeout(120_000)
@@ -14,12 +15,10 @@ describe('blob server upload budget', function () {
     await stopLocalAgents(agents.splice(0))
   })
 
-  it('sends at most the budgeted copies when many peers ask for a blob at the same moment', async () => {
+  /** Starts a holder and MAX_UPLOADS_PER_BLOB + 3 agents connected to it. */
+  async function holderAndAskers (): Promise<{ holder: Agent, askers: Agent[] }> {
     const holder = await startLocalAgent({ dht: false })
     agents.push(holder)
-    const bytes = randomBytes(256 * 1024)
-    const digest = await holder.context.store.put(bytes)
-
     const askers: Agent[] = []
     for (let i = 0; i < MAX_UPLOADS_PER_BLOB + 3; i++) {
       const asker = await startLocalAgent({ dht: false, bootstrap: [addressOf(holder)] })
@@ -27,10 +26,15 @@ describe('blob server upload budget', function () {
       askers.push(asker)
     }
     await waitUntil(() => askers.every(asker => asker.node.getConnections(holder.node.peerId).length > 0), 'every asker to connect to the holder')
+    return { holder, askers }
+  }
 
-    // Every request is sent before any response is read, so they reach the
-    // server together, as in a rollout where all devices learn a tag at once.
-    const statuses = await Promise.all(askers.map(async asker => {
+  /**
+   * Sends every request before any response is read, so they reach the server
+   * together, as in a rollout where all devices learn a tag at once.
+   */
+  async function askAtOnce (holder: Agent, askers: Agent[], digest: OciDigest): Promise<Array<{ status: BlobResponse.Status, receivedBytes: number }>> {
+    return Promise.all(askers.map(async asker => {
       const reply = await requestBlob(asker.node, holder.node.peerId, digest, 0, { signal: AbortSignal.timeout(20_000) })
       let receivedBytes = 0
       for await (const chunk of reply.body) {
@@ -39,9 +43,17 @@ describe('blob server upload budget', function () {
       await reply.stream.close().catch(() => {})
       return { status: reply.status, receivedBytes }
     }))
+  }
 
-    const served = statuses.filter(result => result.status === BlobResponse.Status.OK)
-    const busy = statuses.filter(result => result.status === BlobResponse.Status.BUSY)
+  it('limits copies of a large blob', async () => {
+    const { holder, askers } = await holderAndAskers()
+    const bytes = randomBytes(256 * 1024)
+    const digest = await holder.context.store.put(bytes)
+
+    const results = await askAtOnce(holder, askers, digest)
+
+    const served = results.filter(result => result.status === BlobResponse.Status.OK)
+    const busy = results.filter(result => result.status === BlobResponse.Status.BUSY)
     expect(served).to.have.lengthOf(MAX_UPLOADS_PER_BLOB)
     expect(busy).to.have.lengthOf(askers.length - MAX_UPLOADS_PER_BLOB)
     expect(served.every(result => result.receivedBytes === bytes.byteLength)).to.equal(true)
