@@ -13,7 +13,6 @@ import { publishImage } from '../../../node/agent/publish.js'
 import { initDataDir } from '../../../node/config/init.js'
 import { TAG_TOPIC } from '../../../protocol/constants.js'
 import { fixture } from '../../utils/paths.js'
-import type { Variant } from './rounds.js'
 import type { PeerId } from '@libp2p/interface'
 
 /** Time the pair has to connect and to see the client's catalog learn the published tag. */
@@ -25,38 +24,6 @@ export interface AgentPair {
   /** The server's peer ID, taken from the client's connection to it. */
   serverPeer: PeerId
   close: () => Promise<void>
-}
-
-/** Maximum wait for the agents' background work to finish before a timed run. */
-const SETTLE_TIMEOUT_MS = 2_000
-
-/**
- * Waits until neither agent has DHT provide operations pending. A fetch
- * stores a blob, and storing it starts a provide to the other agent that runs
- * after the fetch returned. Without this wait that work lands in the variant
- * that runs next, which the rotation of rounds makes the same variant every
- * time. Call it from a variant's untimed `prepare`. It returns without an
- * error after SETTLE_TIMEOUT_MS.
- */
-export async function settle (pair: AgentPair): Promise<void> {
-  const deadline = Date.now() + SETTLE_TIMEOUT_MS
-  while (pair.server.context.providers.pending > 0 || pair.client.context.providers.pending > 0) {
-    if (Date.now() > deadline) {
-      return
-    }
-    await new Promise(resolve => setTimeout(resolve, 2))
-  }
-}
-
-/** Adds `settle` to the end of every variant's untimed `prepare`. */
-export function settleVariants (pair: AgentPair, variants: Record<string, Variant>): Record<string, Variant> {
-  return Object.fromEntries(Object.entries(variants).map(([name, variant]) => [name, {
-    ...variant,
-    prepare: async () => {
-      await variant.prepare?.()
-      await settle(pair)
-    }
-  }]))
 }
 
 async function startInProcessAgent (prefix: string): Promise<Agent> {

@@ -13,7 +13,6 @@ import { blobPath, readImageBlobs } from './fixture-images.js'
 import { startBlobHttpServer, KeepAliveClient } from './http-floor.js'
 import { runRounds, type RoundOptions, type Variant } from './rounds.js'
 import { formatMs, summarize } from './stats.js'
-import { settleVariants } from './agent-pair.js'
 import type { AgentPair } from './agent-pair.js'
 import type { BenchRow } from './table.js'
 import type { OciDigest } from '../../../protocol/digest.js'
@@ -91,7 +90,7 @@ export async function measurePull (pair: AgentPair, options: RoundOptions): Prom
 
   let samples: Record<string, number[]>
   try {
-    samples = await runRounds(settleVariants(pair, variants), options)
+    samples = await runRounds(variants, options)
     if (http.connectionCount() !== 1) {
       throw new Error(`the HTTP floor opened ${http.connectionCount()} connections instead of keeping one alive`)
     }

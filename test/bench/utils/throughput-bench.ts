@@ -14,7 +14,6 @@ import { blobPath, readImageBlobs } from './fixture-images.js'
 import { KeepAliveClient, startBlobHttpServer } from './http-floor.js'
 import { runRounds, type RoundOptions, type Variant } from './rounds.js'
 import { formatMegabytesPerSecond, megabytesPerSecond, summarize } from './stats.js'
-import { settleVariants } from './agent-pair.js'
 import type { AgentPair } from './agent-pair.js'
 import type { BenchRow } from './table.js'
 
@@ -67,7 +66,7 @@ export async function measureThroughput (pair: AgentPair, options: RoundOptions)
 
   let samples: Record<string, number[]>
   try {
-    samples = await runRounds(settleVariants(pair, variants), options)
+    samples = await runRounds(variants, options)
   } finally {
     httpClient.close()
     await http.close()
