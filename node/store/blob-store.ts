@@ -12,6 +12,7 @@ import { join } from 'node:path'
 import { logger } from '@libp2p/logger'
 import { digestHex, parseDigest, type OciDigest } from '../../protocol/digest.js'
 import { fsyncDirectory } from './atomic-file.js'
+import { BlobCache, MAX_CACHED_BLOB_BYTES } from './blob-cache.js'
 import { BlobWriter } from './blob-writer.js'
 import { BlobNotFoundError, CorruptBlobError } from './errors.js'
 import type { AbortOptions } from '@libp2p/interface'
@@ -59,6 +60,15 @@ async function hashOpenFile (handle: FileHandle, sizeBytes: number, options?: Ab
   return `sha256:${hash.digest('hex')}`
 }
 
+function openInMemory (digest: OciDigest, bytes: Uint8Array): OpenBlob {
+  return {
+    digest,
+    sizeBytes: bytes.byteLength,
+    read: async (position, lengthBytes) => bytes.subarray(position, position + lengthBytes),
+    close: async () => {}
+  }
+}
+
 async function readAt (handle: FileHandle, position: number, lengthBytes: number): Promise<Uint8Array> {
   const buffer = Buffer.allocUnsafe(lengthBytes)
   let filled = 0
@@ -79,6 +89,8 @@ export class BlobStore {
 
   /** Blobs hashed by this process, keyed by digest, with the size and mtime they were checked at. */
   private readonly verified = new Map<OciDigest, { sizeBytes: number, mtimeMs: number }>()
+  /** Bytes of small verified blobs. Every path that deletes a blob or finds it changed removes it here too. */
+  private readonly cache = new BlobCache()
   private readonly storedListeners = new Set<(digest: OciDigest) => void>()
   private readonly deletedListeners = new Set<(digest: OciDigest) => void>()
 
@@ -121,7 +133,7 @@ export class BlobStore {
   async createWriter (expectedDigest?: OciDigest, expectedSizeBytes?: number): Promise<BlobWriter> {
     const temporaryPath = join(this.temporaryFolder, `${randomBytes(8).toString('hex')}.partial`)
     const handle = await open(temporaryPath, 'wx', 0o644)
-    const adopt = async (path: string, digest: OciDigest, sizeBytes: number, mtimeMs: number): Promise<void> => { await this.adopt(path, digest, sizeBytes, mtimeMs) }
+    const adopt = async (path: string, digest: OciDigest, sizeBytes: number, mtimeMs: number, bytes?: Uint8Array): Promise<void> => { await this.adopt(path, digest, sizeBytes, mtimeMs, bytes) }
     return new BlobWriter(handle, temporaryPath, expectedDigest == null ? undefined : parseDigest(expectedDigest), expectedSizeBytes, adopt)
   }
 
@@ -155,12 +167,19 @@ export class BlobStore {
     return { digest, sizeBytes }
   }
 
-  /** Moves a verified temporary file, whose mtime is `mtimeMs`, to its final name. Only BlobWriter calls this. */
-  private async adopt (temporaryPath: string, digest: OciDigest, sizeBytes: number, mtimeMs: number): Promise<void> {
+  /**
+   * Moves a verified temporary file, whose mtime is `mtimeMs`, to its final
+   * name. `bytes`, the verified content of a small blob, goes to the cache.
+   * Only BlobWriter calls this.
+   */
+  private async adopt (temporaryPath: string, digest: OciDigest, sizeBytes: number, mtimeMs: number, bytes?: Uint8Array): Promise<void> {
     await rename(temporaryPath, this.pathOf(digest))
     await fsyncDirectory(this.blobFolder)
 
     this.verified.set(digest, { sizeBytes, mtimeMs })
+    if (bytes != null) {
+      this.cache.set(digest, bytes)
+    }
     log('stored blob %s (%d bytes)', digest, sizeBytes)
     this.notify(this.storedListeners, digest)
   }
@@ -219,8 +238,18 @@ export class BlobStore {
    * verified it at its current size and mtime, so the bytes read are the ones
    * that were checked. A blob that no longer matches is removed and
    * CorruptBlobError is thrown. The caller must close what it opened.
+   *
+   * A blob of at most MAX_CACHED_BLOB_BYTES is read whole, hashed and cached.
+   * Later opens and reads return it from memory without looking at the disk,
+   * until the store deletes it or `touch` finds the file changed. A file
+   * removed by another program is still served from memory until then.
    */
   async open (digest: OciDigest, options?: AbortOptions): Promise<OpenBlob | undefined> {
+    const cached = this.cache.get(digest)
+    if (cached != null) {
+      return openInMemory(digest, cached)
+    }
+
     let handle: FileHandle
     try {
       handle = await open(this.pathOf(digest), 'r')
@@ -233,6 +262,18 @@ export class BlobStore {
 
     try {
       const info = await handle.stat()
+
+      // A small blob is read whole and hashed every time it enters the
+      // cache, so the cache holds only bytes that matched the digest.
+      if (info.size <= MAX_CACHED_BLOB_BYTES) {
+        const bytes = await readAt(handle, 0, info.size)
+        await handle.close()
+        await this.checkHash(digest, `sha256:${createHash('sha256').update(bytes).digest('hex')}`)
+        this.verified.set(digest, { sizeBytes: bytes.byteLength, mtimeMs: info.mtimeMs })
+        this.cache.set(digest, bytes)
+        return openInMemory(digest, bytes)
+      }
+
       const known = this.verified.get(digest)
       if (known?.sizeBytes !== info.size || known.mtimeMs !== info.mtimeMs) {
         await this.checkHash(digest, await hashOpenFile(handle, info.size, options))
@@ -260,18 +301,32 @@ export class BlobStore {
     log.error('blob %s on disk hashes to %s; removing it', digest, actual)
     await rm(this.pathOf(digest), { force: true })
     this.verified.delete(digest)
+    this.cache.delete(digest)
     throw new CorruptBlobError(`stored blob ${digest} was corrupt (it hashed to ${actual}) and has been removed; fetch it again`)
   }
 
   /** Reads a whole blob into memory after verifying it. Meant for manifests and configs. */
   async read (digest: OciDigest, options?: AbortOptions): Promise<Uint8Array> {
+    // A copy, so that a caller that changes the bytes does not change the cache.
+    const cached = this.cache.get(digest)
+    if (cached != null) {
+      return Buffer.from(cached)
+    }
+
     await this.verify(digest, options)
     const handle = await open(this.pathOf(digest), 'r')
+    let bytes: Uint8Array
     try {
-      return await handle.readFile({ signal: options?.signal })
+      bytes = await handle.readFile({ signal: options?.signal })
     } finally {
       await handle.close()
     }
+
+    // Only bytes that hash to the digest enter the cache, whatever happened to the file since verify.
+    if (bytes.byteLength <= MAX_CACHED_BLOB_BYTES && `sha256:${createHash('sha256').update(bytes).digest('hex')}` === digest) {
+      this.cache.set(digest, Buffer.from(bytes))
+    }
+    return bytes
   }
 
   /** Streams a verified blob from `offset` (inclusive) to its end. */
@@ -318,6 +373,7 @@ export class BlobStore {
       this.verified.set(digest, { sizeBytes: known.sizeBytes, mtimeMs: after.mtimeMs })
     } else {
       this.verified.delete(digest)
+      this.cache.delete(digest)
     }
   }
 
@@ -326,6 +382,7 @@ export class BlobStore {
     const existed = await this.has(digest)
     await rm(this.pathOf(digest), { force: true })
     this.verified.delete(digest)
+    this.cache.delete(digest)
     if (existed) {
       await fsyncDirectory(this.blobFolder)
       log('deleted blob %s', digest)

@@ -7,6 +7,7 @@
 import { createHash, type Hash } from 'node:crypto'
 import { rm, type FileHandle } from 'node:fs/promises'
 import { DigestMismatchError } from '../../protocol/errors.js'
+import { MAX_CACHED_BLOB_BYTES } from './blob-cache.js'
 import { BlobTooLargeError } from './errors.js'
 import type { OciDigest } from '../../protocol/digest.js'
 import type { AbortOptions } from '@libp2p/interface'
@@ -27,7 +28,7 @@ export const EARLY_SYNC_BYTES = 256 * 1024
 const MAX_BUFFERS_PER_WRITE = 256
 
 /** Moves a verified temporary file to its final name. The store passes this function to each writer. */
-export type AdoptBlob = (temporaryPath: string, digest: OciDigest, sizeBytes: number, mtimeMs: number) => Promise<void>
+export type AdoptBlob = (temporaryPath: string, digest: OciDigest, sizeBytes: number, mtimeMs: number, bytes?: Uint8Array) => Promise<void>
 
 /** Size and modification time of a blob that a writer has just stored. */
 export interface CommittedBlob {
@@ -55,6 +56,8 @@ export class BlobWriter {
   private syncing: Promise<void> | undefined
   /** The first disk error; every later call throws it. */
   private failure: Error | undefined
+  /** Every chunk of a blob that is still small enough for the store's cache; undefined once it is larger. */
+  private retained: Uint8Array[] | undefined = []
 
   constructor (
     private readonly handle: FileHandle,
@@ -91,6 +94,11 @@ export class BlobWriter {
 
     this.hash.update(chunk)
     this.offset += chunk.byteLength
+    if (this.retained != null && this.offset <= MAX_CACHED_BLOB_BYTES) {
+      this.retained.push(chunk)
+    } else {
+      this.retained = undefined
+    }
     this.queued.push(chunk)
     this.queuedBytes += chunk.byteLength
     this.flushing ??= this.flush()
@@ -130,7 +138,8 @@ export class BlobWriter {
       // a partial file under the final name. Reading the mtime alongside it
       // saves a stat after the rename, which does not change the mtime.
       const [, info] = await Promise.all([this.handle.sync(), this.handle.stat()])
-      await Promise.all([this.handle.close(), this.adopt(this.temporaryPath, digest, this.offset, info.mtimeMs)])
+      const bytes = this.retained == null ? undefined : Buffer.concat(this.retained)
+      await Promise.all([this.handle.close(), this.adopt(this.temporaryPath, digest, this.offset, info.mtimeMs, bytes)])
       return { digest, sizeBytes: this.offset, mtimeMs: info.mtimeMs }
     } catch (err) {
       await this.abort()
@@ -143,6 +152,7 @@ export class BlobWriter {
     this.closed = true
     this.queued = []
     this.queuedBytes = 0
+    this.retained = undefined
     // FileHandle.close waits for the write or sync in progress.
     await this.handle.close().catch(() => {})
     await rm(this.temporaryPath, { force: true })

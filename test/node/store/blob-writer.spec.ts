@@ -6,8 +6,9 @@ import { join } from 'node:path'
 import { digestOf } from '../../../protocol/digest.js'
 import { DigestMismatchError } from '../../../protocol/errors.js'
 import { BlobStore } from '../../../node/store/blob-store.js'
+import { MAX_CACHED_BLOB_BYTES } from '../../../node/store/blob-cache.js'
 import { MAX_PENDING_WRITE_BYTES } from '../../../node/store/blob-writer.js'
-import { CorruptBlobError } from '../../../node/store/errors.js'
+import { BlobNotFoundError, CorruptBlobError } from '../../../node/store/errors.js'
 import { expectRejection } from '../../utils/assert.js'
 
 describe('store blob writer and open', () => {
@@ -109,16 +110,46 @@ describe('store blob writer and open', () => {
     expect(await fresh.has(digest)).to.equal(false)
   })
 
-  it('open hashes again after an outside change', async () => {
-    const bytes = randomBytes(5000)
+  it('open hashes a large blob again after an outside change', async () => {
+    const bytes = randomBytes(MAX_CACHED_BLOB_BYTES + 5000)
     const digest = await store.put(bytes)
     const first = await store.open(digest)
     await first?.close()
 
-    // The store verified this file when it stored it; a new mtime and size
-    // make it check the bytes again.
+    // A new mtime and size make the store check the bytes again.
     await writeFile(store.pathOf(digest), randomBytes(4000))
 
     await expectRejection(store.open(digest), CorruptBlobError)
+  })
+
+  it('open serves a small blob from memory', async () => {
+    const bytes = randomBytes(3000)
+    const digest = await store.put(bytes)
+    await writeFile(store.pathOf(digest), randomBytes(3000))
+
+    // The cache holds the bytes that were verified when the blob was stored.
+    const blob = await store.open(digest)
+    expect(Buffer.compare(Buffer.from(await blob?.read(0, 3000) ?? []), bytes)).to.equal(0)
+    expect(Buffer.compare(Buffer.from(await store.read(digest)), bytes)).to.equal(0)
+  })
+
+  it('delete removes a cached blob', async () => {
+    const digest = await store.put(randomBytes(3000))
+    expect(await store.open(digest)).to.not.equal(undefined)
+
+    await store.delete(digest)
+
+    expect(await store.open(digest)).to.equal(undefined)
+    await expectRejection(store.read(digest), BlobNotFoundError)
+  })
+
+  it('read copies cached bytes', async () => {
+    const bytes = randomBytes(100)
+    const digest = await store.put(bytes)
+
+    const first = await store.read(digest)
+    first[0] = (first[0] ?? 0) ^ 0xff
+
+    expect(Buffer.compare(Buffer.from(await store.read(digest)), bytes)).to.equal(0)
   })
 })
