@@ -21,6 +21,17 @@ const log = logger('kilomesh:sources')
 /** Connected peers asked per discovery round whether they hold a blob. */
 const MAX_PROBED_PEERS = 8
 
+/**
+ * Minimum time between two DHT lookups for one blob while connected peers
+ * hold it but are busy, in ms. Those peers serve it soon. Without the limit,
+ * in a rollout every waiting device queries the DHT peers closest to the
+ * blob's key at each retry.
+ */
+export const BUSY_LOOKUP_INTERVAL_MS = 10_000
+
+/** Max blobs whose last lookup time is remembered. */
+const MAX_TRACKED_LOOKUPS = 1_024
+
 
 /** Holders that can serve now, and holders that responded BUSY. */
 export interface FoundSources {
@@ -30,8 +41,10 @@ export interface FoundSources {
 
 export class SourceFinder {
   /** Counters for status output and metrics. */
-  readonly stats = { providerLookups: 0, providersFound: 0, deadProviders: 0 }
+  readonly stats = { providerLookups: 0, providersFound: 0, deadProviders: 0, skippedLookups: 0 }
   private readonly deadUntilMs = new Map<string, number>()
+  /** Start time of the last DHT lookup per blob. */
+  private readonly lastLookupMs = new Map<OciDigest, number>()
   private readonly onConnect = (event: CustomEvent<PeerId>): void => { this.deadUntilMs.delete(event.detail.toString()) }
 
   constructor (private readonly node: KilomeshLibp2p, private readonly penalties: PeerPenalties) {
@@ -78,9 +91,27 @@ export class SourceFinder {
     if (found.ready.length > 0 || this.node.services.dht == null) {
       return found
     }
+    if (found.busy.length > 0 && !this.lookupDue(digest)) {
+      this.stats.skippedLookups++
+      return found
+    }
 
+    this.lastLookupMs.delete(digest)
+    this.lastLookupMs.set(digest, Date.now())
+    if (this.lastLookupMs.size > MAX_TRACKED_LOOKUPS) {
+      const oldest = this.lastLookupMs.keys().next().value
+      if (oldest != null) {
+        this.lastLookupMs.delete(oldest)
+      }
+    }
     await this.askProviders(digest, usable, found, options)
     return found
+  }
+
+  /** Returns true when no DHT lookup for `digest` started in the last BUSY_LOOKUP_INTERVAL_MS. */
+  private lookupDue (digest: OciDigest): boolean {
+    const lastMs = this.lastLookupMs.get(digest)
+    return lastMs == null || Date.now() - lastMs >= BUSY_LOOKUP_INTERVAL_MS
   }
 
   /**

@@ -1,0 +1,44 @@
+import { randomBytes } from 'node:crypto'
+import { expect } from 'chai'
+import { MAX_UPLOADS_PER_BLOB } from '../../../node/net/constants.js'
+import { addressOf, startLocalAgent, stopLocalAgents, waitUntil } from '../../utils/in-process.js'
+import type { Agent } from '../../../node/agent/agent.js'
+
+describe('SourceFinder', function () {
+  this.timeout(120_000)
+  const agents: Agent[] = []
+
+  afterEach(async () => {
+    await stopLocalAgents(agents.splice(0))
+  })
+
+  it('skips DHT lookups while holders are busy', async () => {
+    const holder = await startLocalAgent()
+    agents.push(holder)
+    const receivers: Agent[] = []
+    for (let i = 0; i < MAX_UPLOADS_PER_BLOB + 1; i++) {
+      const receiver = await startLocalAgent({ bootstrap: [addressOf(holder)] })
+      agents.push(receiver)
+      receivers.push(receiver)
+    }
+    await waitUntil(() => receivers.every(receiver => receiver.node.getConnections(holder.node.peerId).length > 0), 'every agent to connect to the holder')
+    const digest = await holder.context.store.put(randomBytes(256 * 1024))
+
+    // The first receivers use up the holder's upload budget for the blob.
+    const [seeker, ...others] = receivers as [Agent, ...Agent[]]
+    for (const receiver of others) {
+      await receiver.context.fetcher.fetch(digest, { preferredPeers: [holder.node.peerId] })
+    }
+
+    // The receivers are excluded, so that only the busy holder is asked.
+    const sources = seeker.context.fetcher.sources
+    const exclude = new Set(others.map(receiver => receiver.peerId))
+    const first = await sources.find(digest, exclude)
+    const second = await sources.find(digest, exclude)
+
+    expect(first.busy.map(peer => peer.toString())).to.deep.equal([holder.peerId])
+    expect(second.busy.map(peer => peer.toString())).to.deep.equal([holder.peerId])
+    expect(sources.stats.providerLookups).to.equal(1)
+    expect(sources.stats.skippedLookups).to.equal(1)
+  })
+})
