@@ -63,8 +63,13 @@ export const DEAD_PROVIDER_MS = 10 * 60_000
 /** Copies of one blob the server sends within UPLOAD_WINDOW_MS before it responds BUSY. */
 export const MAX_UPLOADS_PER_BLOB = 4
 
-/** Window for MAX_UPLOADS_PER_BLOB. */
-export const UPLOAD_WINDOW_MS = 30_000
+/**
+ * Window for MAX_UPLOADS_PER_BLOB. It outlasts a rollout to a few dozen
+ * devices on one busy machine (about a minute at 50), so that the publisher
+ * does not start a second round of copies while its first recipients, still
+ * connected, are serving the rest.
+ */
+export const UPLOAD_WINDOW_MS = 120_000
 
 /** Blob uploads the server runs at once, across all peers. */
 export const MAX_CONCURRENT_UPLOADS = 8
