@@ -83,7 +83,11 @@ ${COMMON_HELP}`,
       console.log(`  registry ${agent.registryAddress ?? 'off'}`)
     }
 
+    const { scheduleStartupGc } = await import('../../agent/memory.js')
+    const cancelGc = scheduleStartupGc()
+
     await stopRequested
+    cancelGc()
     await agent.stop()
     return 0
   }
