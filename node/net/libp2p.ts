@@ -6,7 +6,6 @@
 import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
 import { identify, type Identify } from '@libp2p/identify'
 import { kadDHT, passthroughMapper, type KadDHT } from '@libp2p/kad-dht'
-import { mdns } from '@libp2p/mdns'
 import { FaultTolerance } from '@libp2p/interface'
 import { noise } from '@libp2p/noise'
 import { ping, type Ping } from '@libp2p/ping'
@@ -63,6 +62,14 @@ export interface NodeInit {
  * address is bound.
  */
 export async function createKilomeshNode (init: NodeInit): Promise<KilomeshLibp2p> {
+  // mDNS and its DNS packet code load only when a LAN address needs them,
+  // which keeps them out of the start of an agent on loopback.
+  const peerDiscovery: Libp2pOptions['peerDiscovery'] = []
+  if (init.mdns === true) {
+    const { mdns } = await import('@libp2p/mdns')
+    peerDiscovery.push(mdns({ serviceTag: MDNS_SERVICE_TAG }))
+  }
+
   const node = await createLibp2p({
     privateKey: init.privateKey,
     datastore: init.datastore,
@@ -113,7 +120,7 @@ export async function createKilomeshNode (init: NodeInit): Promise<KilomeshLibp2
           }),
       ...init.services
     },
-    peerDiscovery: init.mdns === true ? [mdns({ serviceTag: MDNS_SERVICE_TAG })] : []
+    peerDiscovery
   })
 
   return node
