@@ -18,12 +18,6 @@ import type { AbortOptions } from '@libp2p/interface'
  */
 export const MAX_PENDING_WRITE_BYTES = 4 * 1024 * 1024
 
-/**
- * Written bytes not yet flushed after which the writer starts an fdatasync
- * while more bytes arrive, so that the fsync in `commit` has only the tail left.
- */
-export const EARLY_SYNC_BYTES = 256 * 1024
-
 /** Maximum buffers passed to one writev call, below IOV_MAX (1024 on Linux and macOS). */
 const MAX_BUFFERS_PER_WRITE = 256
 
@@ -49,11 +43,7 @@ export class BlobWriter {
   /** Chunks accepted but not yet passed to the disk. */
   private queued: Uint8Array[] = []
   private queuedBytes = 0
-  /** Bytes the disk has accepted, and how many of those an fdatasync has flushed. */
-  private writtenBytes = 0
-  private syncedBytes = 0
   private flushing: Promise<void> | undefined
-  private syncing: Promise<void> | undefined
   /** The first disk error; every later call throws it. */
   private failure: Error | undefined
   /** Every chunk of a blob that is still small enough for the store's cache; undefined once it is larger. */
@@ -153,16 +143,15 @@ export class BlobWriter {
     this.queued = []
     this.queuedBytes = 0
     this.retained = undefined
-    // FileHandle.close waits for the write or sync in progress.
+    // FileHandle.close waits for the write in progress.
     await this.handle.close().catch(() => {})
     await rm(this.temporaryPath, { force: true })
   }
 
-  /** Waits until every queued chunk is written and no early sync runs, then throws the first disk error if any. */
+  /** Waits until every queued chunk is written, then throws the first disk error if any. */
   private async settle (): Promise<void> {
-    while (this.flushing != null || this.syncing != null) {
+    while (this.flushing != null) {
       await this.flushing
-      await this.syncing
     }
     this.throwIfFailed()
   }
@@ -181,27 +170,12 @@ export class BlobWriter {
         const batchBytes = batch.reduce((sum, chunk) => sum + chunk.byteLength, 0)
         this.queuedBytes -= batchBytes
         await writeAll(this.handle, batch, batchBytes)
-        this.writtenBytes += batchBytes
-        this.startEarlySync()
       }
     } catch (err: any) {
       this.failure ??= err instanceof Error ? err : new Error(String(err))
     } finally {
       this.flushing = undefined
     }
-  }
-
-  /** Starts an fdatasync of what is written when enough is unflushed and none runs yet. */
-  private startEarlySync (): void {
-    if (this.syncing != null || this.closed || this.writtenBytes - this.syncedBytes < EARLY_SYNC_BYTES) {
-      return
-    }
-
-    const target = this.writtenBytes
-    this.syncing = this.handle.datasync()
-      .then(() => { this.syncedBytes = target })
-      .catch((err: any) => { this.failure ??= err instanceof Error ? err : new Error(String(err)) })
-      .finally(() => { this.syncing = undefined })
   }
 }
 
