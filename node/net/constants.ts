@@ -64,12 +64,13 @@ export const DEAD_PROVIDER_MS = 10 * 60_000
 export const MAX_UPLOADS_PER_BLOB = 4
 
 /**
- * Window for MAX_UPLOADS_PER_BLOB. It outlasts a rollout to a few dozen
- * devices on one busy machine (about a minute at 50), so that the publisher
- * does not start a second round of copies while its first recipients, still
- * connected, are serving the rest.
+ * Window for MAX_UPLOADS_PER_BLOB. A peer whose only neighbours are the
+ * holder and peers without the blob waits up to this long, because nothing
+ * tells it where the copies went, so the window stays short.
+ * NOTE: a BUSY answer that names the earlier recipients would remove that
+ * wait, and would let the window outlast long rollouts.
  */
-export const UPLOAD_WINDOW_MS = 120_000
+export const UPLOAD_WINDOW_MS = 30_000
 
 /** Blob uploads the server runs at once, across all peers. */
 export const MAX_CONCURRENT_UPLOADS = 8
