@@ -150,8 +150,15 @@ export class BlobWriter {
 
   /** Waits until every queued chunk is written, then throws the first disk error if any. */
   private async settle (): Promise<void> {
+    // flush() clears `flushing` when it ends, but when it ends before its
+    // first await, the caller's `??=` stores its settled promise afterwards.
+    // Clearing a settled promise here keeps this loop from spinning on it.
     while (this.flushing != null) {
-      await this.flushing
+      const current = this.flushing
+      await current
+      if (this.flushing === current) {
+        this.flushing = undefined
+      }
     }
     this.throwIfFailed()
   }
