@@ -17,7 +17,7 @@ import type { OciDigest } from '../../protocol/digest.js'
 import type { KilomeshLibp2p } from '../net/libp2p.js'
 import type { BlobInfo, BlobStore, BlobWriter, CommittedBlob } from '../store/blob-store.js'
 import type { PeerPenalties } from './penalties.js'
-import type { AbortOptions, PeerId } from '@libp2p/interface'
+import type { AbortOptions, PeerId, PeerInfo } from '@libp2p/interface'
 
 const log = logger('kilomesh:fetch')
 
@@ -135,6 +135,8 @@ export class BlobFetcher {
         queue.push(peer)
       }
     }
+    // Peers that busy sources named as holders during this transfer.
+    const hinted = new Set<string>()
     let busyDelayMs = BUSY_RETRY_INITIAL_MS
     let rounds = 0
     const waitUntilMs = Date.now() + (options.waitForSourcesMs ?? DEFAULT_WAIT_FOR_SOURCES_MS)
@@ -189,7 +191,18 @@ export class BlobFetcher {
         let outcome: 'done' | 'missing' | 'busy'
         let failure: Error | undefined
         try {
-          outcome = await this.receiveFrom(peer, digest, opening, offsetBefore, options)
+          outcome = await this.receiveFrom(peer, digest, opening, offsetBefore, options, holders => {
+            // A busy source names the peers it sent copies to: try them next.
+            // Each is taken once per transfer, so two busy peers that name
+            // each other do not send requests back and forth without a pause.
+            for (const holder of holders) {
+              const name = holder.id.toString()
+              if (!tried.has(name) && !hinted.has(name)) {
+                hinted.add(name)
+                queue.unshift(holder.id)
+              }
+            }
+          })
         } catch (err: any) {
           failure = err
           outcome = 'missing'
@@ -272,7 +285,7 @@ export class BlobFetcher {
    * the blob is complete, "missing" when the peer does not have it (or states
    * a wrong size), and "busy" when it is at its upload budget.
    */
-  private async receiveFrom (peer: PeerId, digest: OciDigest, opening: Promise<BlobWriter>, offset: number, options: FetchOptions): Promise<'done' | 'missing' | 'busy'> {
+  private async receiveFrom (peer: PeerId, digest: OciDigest, opening: Promise<BlobWriter>, offset: number, options: FetchOptions, onHolders: (holders: PeerInfo[]) => void = () => {}): Promise<'done' | 'missing' | 'busy'> {
     const stall = new AbortController()
     const signal = AbortSignal.any([stall.signal, ...(options.signal != null ? [options.signal] : [])])
     // One timer checks for progress, instead of one timer per chunk.
@@ -295,6 +308,7 @@ export class BlobFetcher {
         return 'missing'
       }
       if (reply.status === BlobResponse.Status.BUSY) {
+        onHolders(await this.sources.rememberHolders(reply.holders, options))
         return 'busy'
       }
       if (reply.status !== BlobResponse.Status.OK) {

@@ -14,7 +14,7 @@ import { sample } from './random.js'
 import { DEAD_PROVIDER_MS, FIND_PROVIDERS_TIMEOUT_MS, MAX_PROVIDERS_PER_LOOKUP, RESOLVE_TIMEOUT_MS } from '../net/constants.js'
 import type { KilomeshLibp2p } from '../net/libp2p.js'
 import type { PeerPenalties } from './penalties.js'
-import type { AbortOptions, PeerId } from '@libp2p/interface'
+import type { AbortOptions, PeerId, PeerInfo } from '@libp2p/interface'
 
 const log = logger('kilomesh:sources')
 
@@ -37,6 +37,8 @@ const MAX_TRACKED_LOOKUPS = 1_024
 export interface FoundSources {
   ready: PeerId[]
   busy: PeerId[]
+  /** Peers that busy holders named as having received a copy. */
+  hinted: PeerInfo[]
 }
 
 export class SourceFinder {
@@ -68,6 +70,28 @@ export class SourceFinder {
     return true
   }
 
+  /**
+   * Adds the addresses of holders a busy peer named to the peer store, so
+   * that they can be dialled, and returns the holders worth asking: not this
+   * agent, not penalised, and not marked unreachable.
+   */
+  async rememberHolders (holders: PeerInfo[], options: AbortOptions = {}): Promise<PeerInfo[]> {
+    const usable: PeerInfo[] = []
+    for (const holder of holders) {
+      const name = holder.id.toString()
+      if (holder.id.equals(this.node.peerId) || this.penalties.isPenalised(name) || this.isDead(name)) {
+        continue
+      }
+      try {
+        await this.node.peerStore.merge(holder.id, { multiaddrs: holder.multiaddrs }, options)
+        usable.push(holder)
+      } catch (err: any) {
+        log.trace('failed to record the addresses of holder %p: %e', holder.id, err)
+      }
+    }
+    return usable
+  }
+
   /** Marks a peer unreachable, after a failed dial or a broken connection. */
   markDead (peer: string): void {
     this.deadUntilMs.set(peer, Date.now() + DEAD_PROVIDER_MS)
@@ -79,7 +103,7 @@ export class SourceFinder {
    * they hold `digest`. Peers in `exclude` are not asked.
    */
   async find (digest: OciDigest, exclude: Set<string>, options: AbortOptions = {}): Promise<FoundSources> {
-    const found: FoundSources = { ready: [], busy: [] }
+    const found: FoundSources = { ready: [], busy: [], hinted: [] }
     const usable = (peer: PeerId): boolean => {
       const name = peer.toString()
       return !exclude.has(name) && !this.penalties.isPenalised(name) && !peer.equals(this.node.peerId)
@@ -88,6 +112,13 @@ export class SourceFinder {
     // Each probe is a stream, so a well-connected agent probes a random sample
     // of its peers per round rather than all of them.
     await this.ask(sample(this.node.getPeers().filter(usable), MAX_PROBED_PEERS), digest, found, options)
+
+    // Busy holders name the peers they sent copies to. Those may not be
+    // connected here, and without the DHT nothing else would lead to them.
+    const hinted = found.hinted.filter(holder => usable(holder.id) && !this.isDead(holder.id.toString()) && !found.busy.some(busy => busy.equals(holder.id)))
+    if (found.ready.length === 0 && hinted.length > 0) {
+      await this.ask(hinted.map(holder => holder.id), digest, found, options)
+    }
     if (found.ready.length > 0 || this.node.services.dht == null) {
       return found
     }
@@ -181,6 +212,11 @@ export class SourceFinder {
           found.ready.push(peer)
         } else if (reply.status === BlobResponse.Status.BUSY) {
           found.busy.push(peer)
+          for (const holder of await this.rememberHolders(reply.holders, options)) {
+            if (!found.hinted.some(known => known.id.equals(holder.id))) {
+              found.hinted.push(holder)
+            }
+          }
         }
       } catch (err: any) {
         log.trace('%p did not respond whether it has %s: %e', peer, digest, err)

@@ -6,17 +6,21 @@ import { encode as lengthPrefixed } from 'it-length-prefixed'
 import { BLOB_PROTOCOL, MAX_MESSAGE_BYTES } from '../../protocol/constants.js'
 import { InvalidMessageError } from '../../protocol/errors.js'
 import { BlobRequest, BlobResponse } from '../../protocol/messages/blob.js'
-import { MAX_OUTBOUND_BLOB_STREAMS } from './constants.js'
+import { MAX_HOLDER_HINTS, MAX_OUTBOUND_BLOB_STREAMS } from './constants.js'
 import { openWithRequest } from './optimistic-stream.js'
 import type { OciDigest } from '../../protocol/digest.js'
 import type { KilomeshLibp2p } from './libp2p.js'
-import type { AbortOptions, PeerId, Stream } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
+import type { AbortOptions, PeerId, PeerInfo, Stream } from '@libp2p/interface'
 
 export interface BlobReply {
   status: BlobResponse.Status
   /** Total size of the blob, as the peer states it. */
   sizeBytes: number
   message: string
+  /** With BUSY, peers the server sent the blob to, with addresses to dial them. */
+  holders: PeerInfo[]
   /** Body bytes from the requested offset to the stated size; empty unless status is OK and the request was not header-only. */
   body: AsyncIterable<Uint8Array>
   stream: Stream
@@ -36,7 +40,7 @@ export async function requestBlob (node: KilomeshLibp2p, peer: PeerId, digest: O
 
   try {
     await confirm(options)
-    const header = BlobResponse.decode(await messages.read(options))
+    const header = BlobResponse.decode(await messages.read(options), { limits: { holders: MAX_HOLDER_HINTS } })
 
     if (header.size > BigInt(Number.MAX_SAFE_INTEGER)) {
       throw new InvalidMessageError(`peer ${peer.toString()} announced an impossible size ${header.size} for ${digest}`)
@@ -52,6 +56,7 @@ export async function requestBlob (node: KilomeshLibp2p, peer: PeerId, digest: O
       status: header.status,
       sizeBytes: Number(header.size),
       message: header.message,
+      holders: parseHolders(header.holders, peer),
       body: hasBody ? toBytes(raw, Number(header.size) - offset) : (async function * () {})(),
       stream
     }
@@ -59,6 +64,32 @@ export async function requestBlob (node: KilomeshLibp2p, peer: PeerId, digest: O
     stream.abort(err)
     throw err
   }
+}
+
+/**
+ * Parses the holder addresses of a BUSY response. Each must be a multiaddr
+ * that ends in /p2p/PEER_ID. Other addresses, and those naming the
+ * responding peer itself, are dropped. They are hints, so a bad one only
+ * costs the client a failed dial.
+ */
+function parseHolders (addresses: string[], from: PeerId): PeerInfo[] {
+  const holders: PeerInfo[] = []
+  for (const text of addresses) {
+    try {
+      const address = multiaddr(text)
+      const id = address.getComponents().findLast(component => component.name === 'p2p')?.value
+      if (id == null) {
+        continue
+      }
+      const peerId = peerIdFromString(id)
+      if (!peerId.equals(from) && !holders.some(holder => holder.id.equals(peerId))) {
+        holders.push({ id: peerId, multiaddrs: [address] })
+      }
+    } catch {
+      // An invalid hint is skipped, and the response's status still counts.
+    }
+  }
+  return holders
 }
 
 /**

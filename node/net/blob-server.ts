@@ -11,7 +11,7 @@ import { BLOB_PROTOCOL, MAX_MESSAGE_BYTES } from '../../protocol/constants.js'
 import { isDigest } from '../../protocol/digest.js'
 import { BlobRequest, BlobResponse } from '../../protocol/messages/blob.js'
 import { CorruptBlobError } from '../store/errors.js'
-import { BLOB_CHUNK_BYTES, MAX_INBOUND_BLOB_STREAMS, MAX_TRANSFER_TIME_MS, REQUEST_TIMEOUT_MS } from './constants.js'
+import { BLOB_CHUNK_BYTES, MAX_HOLDER_HINTS, MAX_INBOUND_BLOB_STREAMS, MAX_TRANSFER_TIME_MS, REQUEST_TIMEOUT_MS } from './constants.js'
 import { UploadBudget } from './upload-budget.js'
 import type { BlobStore, OpenBlob } from '../store/blob-store.js'
 import type { KilomeshLibp2p } from './libp2p.js'
@@ -69,7 +69,7 @@ export class BlobServer {
       }
 
       const digest = blob.digest
-      const endUpload = this.budget.begin(digest, peer.toString())
+      const endUpload = checked.endUpload ?? (() => {})
       let sentBytes = 0
       try {
         // The header travels with the first chunk in one frame. While one
@@ -118,9 +118,9 @@ export class BlobServer {
    * offset and upload budget. For a full request that can be served it also
    * returns the blob, opened and verified. A header-only request reads only the size.
    */
-  private async check (request: BlobRequest, peer: string, options: AbortOptions): Promise<{ answer: BlobResponse, blob?: OpenBlob }> {
+  private async check (request: BlobRequest, peer: string, options: AbortOptions): Promise<{ answer: BlobResponse, blob?: OpenBlob, endUpload?: () => void }> {
     if (!isDigest(request.digest)) {
-      return { answer: { status: BlobResponse.Status.BAD_REQUEST, size: 0n, message: `invalid digest ${JSON.stringify(request.digest.slice(0, 80))}` } }
+      return { answer: { status: BlobResponse.Status.BAD_REQUEST, size: 0n, message: `invalid digest ${JSON.stringify(request.digest.slice(0, 80))}`, holders: [] } }
     }
 
     let sizeBytes: number
@@ -137,7 +137,7 @@ export class BlobServer {
       } catch (err: any) {
         // A blob that failed verification was removed; report it as missing instead of serving it.
         const status = err instanceof CorruptBlobError ? BlobResponse.Status.NOT_FOUND : BlobResponse.Status.ERROR
-        return { answer: { status, size: 0n, message: err.message } }
+        return { answer: { status, size: 0n, message: err.message, holders: [] } }
       }
       if (blob == null) {
         return { answer: notHere(request.digest) }
@@ -145,33 +145,67 @@ export class BlobServer {
       sizeBytes = blob.sizeBytes
     }
 
-    const answer = this.admit(request, peer, sizeBytes)
+    const { answer, endUpload } = this.admit(request, peer, sizeBytes, blob != null)
     if (answer.status !== BlobResponse.Status.OK && blob != null) {
       await blob.close().catch(() => {})
-      return { answer }
     }
-    return { answer, blob }
+    if (answer.status === BlobResponse.Status.BUSY) {
+      answer.holders = await this.holderAddresses(request.digest, peer, options)
+    }
+    return answer.status === BlobResponse.Status.OK ? { answer, blob, endUpload } : { answer }
   }
 
-  /** Checks the offset against the size, then the upload budget. */
-  private admit (request: BlobRequest, peer: string, sizeBytes: number): BlobResponse {
+  /**
+   * Checks the offset against the size, then the upload budget. An upload
+   * that passes is counted in the same step (`willSend`), so requests that
+   * arrive together cannot all pass before the first is counted.
+   */
+  private admit (request: BlobRequest, peer: string, sizeBytes: number, willSend: boolean): { answer: BlobResponse, endUpload?: () => void } {
     if (request.offset > BigInt(sizeBytes)) {
-      return { status: BlobResponse.Status.BAD_REQUEST, size: BigInt(sizeBytes), message: `offset ${request.offset} is past the end of ${request.digest} (${sizeBytes} bytes)` }
+      return { answer: { status: BlobResponse.Status.BAD_REQUEST, size: BigInt(sizeBytes), message: `offset ${request.offset} is past the end of ${request.digest} (${sizeBytes} bytes)`, holders: [] } }
     }
 
     const connected = new Set(this.node.getPeers().map(remote => remote.toString()))
     const busy = this.budget.check(request.digest, peer, Number(request.offset), recipient => connected.has(recipient))
     if (busy != null) {
       this.stats.busyAnswers++
-      return { status: BlobResponse.Status.BUSY, size: BigInt(sizeBytes), message: busy }
+      return { answer: { status: BlobResponse.Status.BUSY, size: BigInt(sizeBytes), message: busy, holders: [] } }
     }
 
-    return { status: BlobResponse.Status.OK, size: BigInt(sizeBytes), message: '' }
+    const endUpload = willSend ? this.budget.begin(request.digest, peer) : undefined
+    return { answer: { status: BlobResponse.Status.OK, size: BigInt(sizeBytes), message: '', holders: [] }, endUpload }
+  }
+
+  /**
+   * Returns dialable addresses of the peers that recently received `digest`
+   * from this server, for a BUSY response. They come from the peer store,
+   * which contains the addresses each peer announced through identify. The
+   * address of an inbound connection is usually an ephemeral port.
+   */
+  private async holderAddresses (digest: string, requester: string, options: AbortOptions): Promise<string[]> {
+    const connected = new Map(this.node.getPeers().map(remote => [remote.toString(), remote]))
+    const addresses: string[] = []
+    for (const recipient of this.budget.recipients(digest, peer => connected.has(peer) && peer !== requester, MAX_HOLDER_HINTS)) {
+      const peerId = connected.get(recipient)
+      if (peerId == null) {
+        continue
+      }
+      try {
+        const info = await this.node.peerStore.get(peerId, options)
+        const address = info.addresses.map(entry => entry.multiaddr).find(multiaddr => !multiaddr.toString().includes('/p2p-circuit'))
+        if (address != null) {
+          addresses.push(`${address.toString()}/p2p/${recipient}`)
+        }
+      } catch (err: any) {
+        log.trace('failed to read the addresses of holder %s of %s: %e', recipient, digest, err)
+      }
+    }
+    return addresses
   }
 }
 
 function notHere (digest: string): BlobResponse {
-  return { status: BlobResponse.Status.NOT_FOUND, size: 0n, message: `blob ${digest} is not here` }
+  return { status: BlobResponse.Status.NOT_FOUND, size: 0n, message: `blob ${digest} is not here`, holders: [] }
 }
 
 /** Encodes a response header as pbStream writes it: a varint length, then the protobuf. */

@@ -64,13 +64,16 @@ export const DEAD_PROVIDER_MS = 10 * 60_000
 export const MAX_UPLOADS_PER_BLOB = 4
 
 /**
- * Window for MAX_UPLOADS_PER_BLOB. A peer whose only neighbours are the
- * holder and peers without the blob waits up to this long, because nothing
- * tells it where the copies went, so the window stays short.
- * NOTE: a BUSY answer that names the earlier recipients would remove that
- * wait, and would let the window outlast long rollouts.
+ * Window for MAX_UPLOADS_PER_BLOB. It outlasts a rollout to a few dozen
+ * devices on one busy machine, so the publisher does not start a second
+ * round of copies while the first recipients still serve the rest. A BUSY
+ * response names those recipients, so a peer that is not connected to them
+ * still finds a copy at once.
  */
-export const UPLOAD_WINDOW_MS = 30_000
+export const UPLOAD_WINDOW_MS = 120_000
+
+/** Holders a BUSY answer names at most, and a client accepts at most. */
+export const MAX_HOLDER_HINTS = 4
 
 /** Blob uploads the server runs at once, across all peers. */
 export const MAX_CONCURRENT_UPLOADS = 8

@@ -54,6 +54,15 @@ export class UploadBudget {
     return `sent ${holders} copies of ${digest} to connected peers in the last ${this.windowMs} ms; fetch it from one of them`
   }
 
+  /** Returns up to `max` recent recipients of `digest` that are still connected, newest first. */
+  recipients (digest: string, isConnected: (peer: string) => boolean, max: number): string[] {
+    return [...this.recentCopies(digest).entries()]
+      .filter(([peer]) => isConnected(peer))
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, max)
+      .map(([peer]) => peer)
+  }
+
   /** Records the start of an upload; call the returned function when it ends. */
   begin (digest: string, peer: string): () => void {
     this.active++

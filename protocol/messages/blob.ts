@@ -1,4 +1,4 @@
-import { decodeMessage, encodeMessage, enumeration, message, streamMessage } from 'protons-runtime'
+import { decodeMessage, encodeMessage, enumeration, MaxLengthError, message, streamMessage } from 'protons-runtime'
 import type { Codec, DecodeOptions } from 'protons-runtime'
 import type { Uint8ArrayList } from 'uint8arraylist'
 
@@ -141,6 +141,7 @@ export interface BlobResponse {
   status: BlobResponse.Status
   size: bigint
   message: string
+  holders: string[]
 }
 
 export namespace BlobResponse {
@@ -190,6 +191,13 @@ export namespace BlobResponse {
           w.string(obj.message)
         }
 
+        if (obj.holders != null && obj.holders.length > 0) {
+          for (const value of obj.holders) {
+            w.uint32(34)
+            w.string(value)
+          }
+        }
+
         if (opts.lengthDelimited !== false) {
           w.ldelim()
         }
@@ -197,7 +205,8 @@ export namespace BlobResponse {
         const obj: any = {
           status: Status.OK,
           size: 0n,
-          message: ''
+          message: '',
+          holders: []
         }
 
         const end = length == null ? reader.len : reader.pos + length
@@ -218,6 +227,14 @@ export namespace BlobResponse {
               obj.message = reader.string()
               break
             }
+            case 4: {
+              if (opts.limits?.holders != null && obj.holders.length === opts.limits.holders) {
+                throw new MaxLengthError('Decode error - repeated field "holders" had too many elements')
+              }
+
+              obj.holders.push(reader.string())
+              break
+            }
             default: {
               reader.skipType(tag & 7)
               break
@@ -227,6 +244,10 @@ export namespace BlobResponse {
 
         return obj
       }, function * (reader, length, prefix, opts = {}) {
+        const obj = {
+          holders: 0
+        }
+
         const end = length == null ? reader.len : reader.pos + length
 
         while (reader.pos < end) {
@@ -252,6 +273,21 @@ export namespace BlobResponse {
                 field: `${prefix}.message`,
                 value: reader.string()
               }
+              break
+            }
+            case 4: {
+              if (opts.limits?.holders != null && obj.holders === opts.limits.holders) {
+                throw new MaxLengthError('Streaming decode error - repeated field "holders" had too many elements')
+              }
+
+              yield {
+                field: `${prefix}.holders[]`,
+                index: obj.holders,
+                value: reader.string()
+              }
+
+              obj.holders++
+
               break
             }
             default: {
@@ -281,6 +317,12 @@ export namespace BlobResponse {
     value: string
   }
 
+  export interface BlobResponseHoldersFieldEvent {
+    field: '$.holders[]'
+    index: number
+    value: string
+  }
+
   export function encode (obj: Partial<BlobResponse>): Uint8Array<ArrayBuffer> {
     return encodeMessage(obj, BlobResponse.codec())
   }
@@ -289,7 +331,7 @@ export namespace BlobResponse {
     return decodeMessage(buf, BlobResponse.codec(), opts)
   }
 
-  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<BlobResponse>): Generator<BlobResponseStatusFieldEvent | BlobResponseSizeFieldEvent | BlobResponseMessageFieldEvent> {
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<BlobResponse>): Generator<BlobResponseStatusFieldEvent | BlobResponseSizeFieldEvent | BlobResponseMessageFieldEvent | BlobResponseHoldersFieldEvent> {
     return streamMessage(buf, BlobResponse.codec(), opts)
   }
 }

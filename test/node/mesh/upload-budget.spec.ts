@@ -59,4 +59,26 @@ describe('blob server upload budget', function () {
     expect(served.every(result => result.receivedBytes === bytes.byteLength)).to.equal(true)
     expect(holder.context.blobServer.stats.sentBytes).to.equal(MAX_UPLOADS_PER_BLOB * bytes.byteLength)
   })
+
+  it('names earlier recipients when busy', async () => {
+    const { holder, askers } = await holderAndAskers()
+    const bytes = randomBytes(256 * 1024)
+    const digest = await holder.context.store.put(bytes)
+    const [latecomer, ...first] = askers as [Agent, ...Agent[]]
+    const recipients = first.slice(0, MAX_UPLOADS_PER_BLOB)
+    for (const recipient of recipients) {
+      await recipient.context.fetcher.fetch(digest, { preferredPeers: [holder.node.peerId] })
+    }
+
+    // The latecomer is connected to the holder only, and the DHT is off, so
+    // the holder's BUSY answer is the only way to learn where copies went.
+    expect(recipients.every(recipient => latecomer.node.getConnections(recipient.node.peerId).length === 0)).to.equal(true)
+    const reply = await requestBlob(latecomer.node, holder.node.peerId, digest, 0, { headerOnly: true })
+    expect(reply.status).to.equal(BlobResponse.Status.BUSY)
+    expect(reply.holders.map(hint => hint.id.toString()).sort()).to.deep.equal(recipients.map(recipient => recipient.peerId).sort())
+
+    await latecomer.context.fetcher.fetch(digest, { preferredPeers: [holder.node.peerId], waitForSourcesMs: 5_000 })
+    expect(await latecomer.context.store.has(digest)).to.equal(true)
+    expect(holder.context.blobServer.stats.sentBytes).to.equal(MAX_UPLOADS_PER_BLOB * bytes.byteLength)
+  })
 })
