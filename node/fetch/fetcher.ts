@@ -124,8 +124,10 @@ export class BlobFetcher {
 
   private async transfer (digest: OciDigest, options: FetchOptions): Promise<BlobInfo> {
     const signal = options.signal
-    // Peers that failed, lacked the blob or sent bad bytes during this transfer.
+    // Peers that failed or sent bad bytes during this transfer.
     const tried = new Set<string>()
+    // Peers that answered NOT_FOUND; they are not excluded from later probes.
+    const lacking = new Set<string>()
     // Preferred and recent sources are sent a full request straight away. A
     // miss costs one round trip before the connected peers and the DHT are probed.
     const connected = new Set(this.node.getPeers().map(peer => peer.toString()))
@@ -188,7 +190,7 @@ export class BlobFetcher {
         const offsetBefore = writer?.offset ?? 0
         const opening: Promise<BlobWriter> = writer != null ? Promise.resolve(writer) : this.store.createWriter(digest, options.sizeBytes)
         opening.catch(() => {})
-        let outcome: 'done' | 'missing' | 'busy'
+        let outcome: 'done' | 'missing' | 'absent' | 'busy'
         let failure: Error | undefined
         try {
           outcome = await this.receiveFrom(peer, digest, opening, offsetBefore, options, holders => {
@@ -227,6 +229,12 @@ export class BlobFetcher {
           tried.add(peerName)
           continue
         }
+        if (outcome === 'absent') {
+          // A peer that lacks the blob now may hold it in a moment, because
+          // in a rollout it fetches the same blob. Later probes ask it again.
+          lacking.add(peerName)
+          continue
+        }
         if (outcome === 'busy') {
           continue
         }
@@ -259,7 +267,7 @@ export class BlobFetcher {
     }
 
     const reason = lastError == null ? 'no reachable peer has it' : `last error: ${lastError.message}`
-    throw new NoSourceError(`could not fetch blob ${digest} after asking ${tried.size} peer(s): ${reason}`)
+    throw new NoSourceError(`could not fetch blob ${digest} after asking ${new Set([...tried, ...lacking]).size} peer(s): ${reason}`)
   }
 
   /**
@@ -282,10 +290,10 @@ export class BlobFetcher {
 
   /**
    * Appends what `peer` sends from the writer's offset. Returns "done" when
-   * the blob is complete, "missing" when the peer does not have it (or states
-   * a wrong size), and "busy" when it is at its upload budget.
+   * the blob is complete, "absent" when the peer does not have it, "missing"
+   * when it states a wrong size, and "busy" when it is at its upload budget.
    */
-  private async receiveFrom (peer: PeerId, digest: OciDigest, opening: Promise<BlobWriter>, offset: number, options: FetchOptions, onHolders: (holders: PeerInfo[]) => void = () => {}): Promise<'done' | 'missing' | 'busy'> {
+  private async receiveFrom (peer: PeerId, digest: OciDigest, opening: Promise<BlobWriter>, offset: number, options: FetchOptions, onHolders: (holders: PeerInfo[]) => void = () => {}): Promise<'done' | 'missing' | 'absent' | 'busy'> {
     const stall = new AbortController()
     const signal = AbortSignal.any([stall.signal, ...(options.signal != null ? [options.signal] : [])])
     // One timer checks for progress, instead of one timer per chunk.
@@ -305,7 +313,7 @@ export class BlobFetcher {
     try {
       reply = await requestBlob(this.node, peer, digest, offset, { signal })
       if (reply.status === BlobResponse.Status.NOT_FOUND) {
-        return 'missing'
+        return 'absent'
       }
       if (reply.status === BlobResponse.Status.BUSY) {
         onHolders(await this.sources.rememberHolders(reply.holders, options))

@@ -41,4 +41,23 @@ describe('SourceFinder', function () {
     expect(sources.stats.providerLookups).to.equal(1)
     expect(sources.stats.skippedLookups).to.equal(1)
   })
+
+  it('asks again a peer that lacked the blob', async () => {
+    // A line without the DHT: the holder, a middle agent, and the fetcher.
+    const holder = await startLocalAgent({ dht: false })
+    const middle = await startLocalAgent({ dht: false, bootstrap: [addressOf(holder)] })
+    const fetcher = await startLocalAgent({ dht: false, bootstrap: [addressOf(middle)] })
+    agents.push(holder, middle, fetcher)
+    await waitUntil(() => fetcher.node.getPeers().length > 0 && middle.node.getPeers().length > 1, 'the line to connect')
+    const digest = await holder.context.store.put(randomBytes(64 * 1024))
+
+    // The middle agent lacks the blob when first asked, and fetches it a moment later.
+    const fetching = fetcher.context.fetcher.fetch(digest, { preferredPeers: [middle.node.peerId], waitForSourcesMs: 20_000 })
+    await new Promise(resolve => setTimeout(resolve, 500))
+    await middle.context.fetcher.fetch(digest, { preferredPeers: [holder.node.peerId] })
+
+    // Without a second probe of the middle agent, the fetch fails when the wait ends.
+    await fetching
+    expect(await fetcher.context.store.has(digest)).to.equal(true)
+  })
 })
