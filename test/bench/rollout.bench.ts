@@ -38,7 +38,7 @@ function seededRandom (seed: number): () => number {
 /** Time the connection count must stay unchanged before the rollout starts, in ms. */
 const MESH_SETTLED_MS = 3_000
 
-/** Longest wait for the connection count to settle, in ms. */
+/** Maximum wait for the connection count to settle, in ms. */
 const MESH_SETTLE_TIMEOUT_MS = 30_000
 
 /**
