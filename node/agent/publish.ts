@@ -6,7 +6,6 @@ import { logger } from '@libp2p/logger'
 import { formatHlc } from '../../protocol/hlc.js'
 import { parseReference } from '../../protocol/reference.js'
 import { signTagRecord, type SignedTagRecord, type TagRecord } from '../../protocol/tag-record.js'
-import { importImage } from '../image/import.js'
 import type { Descriptor } from '../image/manifest.js'
 import type { AgentContext } from './agent.js'
 import type { AbortOptions } from '@libp2p/interface'
@@ -57,6 +56,8 @@ export async function publishImage (context: AgentContext, reference: string, so
   const repository = parsed.repository
   const tag = parsed.tag ?? ''
 
+  // Loaded on first use, so that the archive readers stay out of the agent's start.
+  const { importImage } = await import('../image/import.js')
   const imported = await importImage(context.store, source, options)
   const { signed, announcedTo } = await publishTag(context, repository, tag, imported.descriptor, options)
 

@@ -6,7 +6,6 @@
 import { setMaxListeners } from 'node:events'
 import { logger } from '@libp2p/logger'
 import { parseReference, type ImageReference } from '../../protocol/reference.js'
-import { exportImage } from '../image/export.js'
 import { childDescriptors, parseManifest, type Descriptor, type Platform } from '../image/manifest.js'
 import { localPlatform, selectManifests } from '../image/platform.js'
 import { resolveFromPeers } from '../net/resolve.js'
@@ -164,6 +163,8 @@ async function pullParsed (context: AgentContext, parsed: ImageReference, refere
 
   let exportedTo: string | undefined
   if (options.to != null) {
+    // Loaded on first use, so that it stays out of the agent's start.
+    const { exportImage } = await import('../image/export.js')
     await exportImage(context.store, root, options.to, parsed.tag ?? parsed.digest ?? '', { signal: options.signal, platform })
     exportedTo = options.to
   }
