@@ -12,8 +12,13 @@ import { logger } from '@libp2p/logger'
 
 const log = logger('kilomesh:memory')
 
-/** Delay between the agent's start and the full garbage collection, in ms. */
-export const STARTUP_GC_DELAY_MS = 2_000
+/**
+ * Delay between the agent's start and the full garbage collection, in ms.
+ * The shrink follows about 8 s after the collection, so an early one gives
+ * the memory back soonest: measured, 80 to 83 MB resident about 8 s after
+ * the start, against about 15 s with a delay of 2 s.
+ */
+export const STARTUP_GC_DELAY_MS = 0
 
 /**
  * Runs one full garbage collection `delayMs` from now, unless the returned
