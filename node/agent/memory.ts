@@ -1,10 +1,10 @@
 /**
  * Gives back the memory the agent's start grew into. Loading libp2p grows
- * V8's young generation to about 32 MiB on Node 20, and measurements here
- * showed it staying that large in an idle agent until a full garbage
- * collection started V8's memory reducer, which shrank it about 8 s later.
- * One full collection soon after the start brought a measured agent process
- * from about 92 MB to about 74 MB resident.
+ * V8's young generation to about 32 MiB on Node 20. In measurements here, an
+ * idle agent kept it that large until a full garbage collection started V8's
+ * memory reducer, which shrank it about 8 s later. One full collection after
+ * the start brought a measured agent process from about 100 MB to about
+ * 80 MB resident.
  */
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
@@ -14,9 +14,8 @@ const log = logger('kilomesh:memory')
 
 /**
  * Delay between the agent's start and the full garbage collection, in ms.
- * The shrink follows about 8 s after the collection, so an early one gives
- * the memory back soonest: measured, 80 to 83 MB resident about 8 s after
- * the start, against about 15 s with a delay of 2 s.
+ * The shrink comes about 8 s after the collection, so running it at once
+ * gives the memory back soonest.
  */
 export const STARTUP_GC_DELAY_MS = 0
 
