@@ -3,6 +3,7 @@ import { resolve } from 'node:path'
 import { logger } from '@libp2p/logger'
 import { InvalidConfigError } from '../config/errors.js'
 import { RegistryServer } from '../registry/server.js'
+import { setMostRecent } from '../util/bounded-map.js'
 import { deleteTag, publishTag } from './publish.js'
 import { resolveTag } from './pull.js'
 import { fetchIntoMemory, MAX_MEMORY_FETCH_BYTES, MEMORY_FETCH_BUDGET_BYTES } from './registry-fetch.js'
@@ -155,14 +156,7 @@ export class AgentRegistryBackend implements RegistryBackend {
       return
     }
 
-    this.sourceHints.delete(digest)
-    this.sourceHints.set(digest, peers)
-    if (this.sourceHints.size > MAX_SOURCE_HINTS) {
-      const oldest = this.sourceHints.keys().next().value
-      if (oldest != null) {
-        this.sourceHints.delete(oldest)
-      }
-    }
+    setMostRecent(this.sourceHints, digest, peers, MAX_SOURCE_HINTS)
   }
 
   async publishTag (repository: string, tag: string, descriptor: Descriptor, options?: AbortOptions): Promise<void> {

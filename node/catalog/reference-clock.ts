@@ -7,6 +7,7 @@
  * are more than half of the peers heard from.
  */
 import { MAX_PEER_CLOCKS } from './constants.js'
+import { setMostRecent } from '../util/bounded-map.js'
 
 /** Local clock plus the offsets of peer clocks. */
 export class ReferenceClock {
@@ -30,15 +31,7 @@ export class ReferenceClock {
       return
     }
 
-    this.offsetsMs.delete(peerId)
-    this.offsetsMs.set(peerId, peerClockMs - this.now())
-
-    if (this.offsetsMs.size > MAX_PEER_CLOCKS) {
-      const oldest = this.offsetsMs.keys().next().value
-      if (oldest != null) {
-        this.offsetsMs.delete(oldest)
-      }
-    }
+    setMostRecent(this.offsetsMs, peerId, peerClockMs - this.now(), MAX_PEER_CLOCKS)
 
     this.cachedMedianMs = undefined
   }

@@ -11,6 +11,7 @@ import { BlobResponse } from '../../protocol/messages/blob.js'
 import { requestBlob } from '../net/blob-client.js'
 import { timeoutSignal } from '../net/signals.js'
 import { sample } from './random.js'
+import { setMostRecent } from '../util/bounded-map.js'
 import { DEAD_PROVIDER_MS, FIND_PROVIDERS_TIMEOUT_MS, MAX_PROVIDERS_PER_LOOKUP, RESOLVE_TIMEOUT_MS } from '../net/constants.js'
 import type { KilomeshLibp2p } from '../net/libp2p.js'
 import type { PeerPenalties } from './penalties.js'
@@ -31,7 +32,6 @@ export const BUSY_LOOKUP_INTERVAL_MS = 10_000
 
 /** Max blobs whose last lookup time is remembered. */
 const MAX_TRACKED_LOOKUPS = 1_024
-
 
 /** Holders that can serve now, and holders that responded BUSY. */
 export interface FoundSources {
@@ -115,7 +115,7 @@ export class SourceFinder {
 
     // Busy holders name the peers they sent copies to. Those may not be
     // connected here, and without the DHT nothing else would lead to them.
-    const hinted = found.hinted.filter(holder => usable(holder.id) && !this.isDead(holder.id.toString()) && !found.busy.some(busy => busy.equals(holder.id)))
+    const hinted = found.hinted.filter(holder => usable(holder.id) && !found.busy.some(busy => busy.equals(holder.id)))
     if (found.ready.length === 0 && hinted.length > 0) {
       await this.ask(hinted.map(holder => holder.id), digest, found, options)
     }
@@ -127,14 +127,7 @@ export class SourceFinder {
       return found
     }
 
-    this.lastLookupMs.delete(digest)
-    this.lastLookupMs.set(digest, Date.now())
-    if (this.lastLookupMs.size > MAX_TRACKED_LOOKUPS) {
-      const oldest = this.lastLookupMs.keys().next().value
-      if (oldest != null) {
-        this.lastLookupMs.delete(oldest)
-      }
-    }
+    setMostRecent(this.lastLookupMs, digest, Date.now(), MAX_TRACKED_LOOKUPS)
     await this.askProviders(digest, usable, found, options)
     return found
   }

@@ -11,6 +11,7 @@
  */
 import { peerDiscoverySymbol, type PeerDiscoveryEvents, type PeerInfo } from '@libp2p/interface'
 import { TypedEventEmitter } from 'main-event'
+import { setMostRecent } from '../util/bounded-map.js'
 
 /** Time after which a peer reported again with the same addresses is passed on again, in ms. */
 export const REPEAT_DISCOVERY_INTERVAL_MS = 60_000
@@ -42,15 +43,7 @@ export class DiscoveryFilter {
       return false
     }
 
-    // Re-inserting moves the peer to the end, so the first key is the least recent.
-    this.seen.delete(id)
-    this.seen.set(id, { addresses, atMs: nowMs })
-    if (this.seen.size > MAX_REMEMBERED_PEERS) {
-      const oldest = this.seen.keys().next().value
-      if (oldest != null) {
-        this.seen.delete(oldest)
-      }
-    }
+    setMostRecent(this.seen, id, { addresses, atMs: nowMs }, MAX_REMEMBERED_PEERS)
     this.stats.passed++
     return true
   }

@@ -8,6 +8,7 @@
  * and peers that already received a copy are always served.
  */
 import { MAX_CONCURRENT_UPLOADS, MAX_UPLOADS_PER_BLOB, UPLOAD_WINDOW_MS } from './constants.js'
+import { setMostRecent } from '../util/bounded-map.js'
 
 /** Blobs tracked at most; the oldest entries are dropped beyond it. */
 const MAX_TRACKED_BLOBS = 4096
@@ -68,14 +69,7 @@ export class UploadBudget {
     this.active++
     const recent = this.recentCopies(digest)
     recent.set(peer, Date.now())
-    this.copies.delete(digest)
-    this.copies.set(digest, recent)
-    if (this.copies.size > MAX_TRACKED_BLOBS) {
-      const oldest = this.copies.keys().next().value
-      if (oldest != null) {
-        this.copies.delete(oldest)
-      }
-    }
+    setMostRecent(this.copies, digest, recent, MAX_TRACKED_BLOBS)
 
     let ended = false
     return () => {
