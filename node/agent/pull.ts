@@ -50,7 +50,7 @@ export interface PullResult {
  * Resolves a tag to the descriptor of its current manifest. Also returns the
  * peers to fetch it from first: those that returned the winning record when
  * the tag was asked of peers, else its publisher when connected, which
- * almost always holds what it published.
+ * almost always has what it published.
  */
 export async function resolveTag (context: AgentContext, repository: string, tag: string, options: AbortOptions = {}): Promise<{ descriptor: Descriptor, sources: PeerId[] } | undefined> {
   let sources: PeerId[] = []

@@ -333,7 +333,7 @@ export class SubscriptionManager {
 
     const attemptSignal = AbortSignal.any([signal, AbortSignal.timeout(PULL_ATTEMPT_TIMEOUT_MS)])
     // The tag is known to exist, so holders appear as the rollout spreads: keep looking for them.
-    // The publisher almost always holds what it published. Asking it first
+    // The publisher almost always has what it published. Asking it first
     // saves probing random peers for the manifest, which in a large mesh
     // often misses it.
     const publisher = this.components.catalog.get(repository, tag)?.record.publisher

@@ -126,7 +126,7 @@ export class BlobFetcher {
     const signal = options.signal
     // Peers that failed or sent bad bytes during this transfer.
     const tried = new Set<string>()
-    // Peers that answered NOT_FOUND; they are not excluded from later probes.
+    // Peers that responded NOT_FOUND. Later probes still ask them.
     const lacking = new Set<string>()
     // Preferred and recent sources are sent a full request straight away. A
     // miss costs one round trip before the connected peers and the DHT are probed.

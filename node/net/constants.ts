@@ -72,7 +72,7 @@ export const MAX_UPLOADS_PER_BLOB = 4
  */
 export const UPLOAD_WINDOW_MS = 120_000
 
-/** Holders a BUSY answer names at most, and a client accepts at most. */
+/** Max holders a BUSY response names, and a client accepts. */
 export const MAX_HOLDER_HINTS = 4
 
 /** Blob uploads the server runs at once, across all peers. */

@@ -71,7 +71,7 @@ describe('blob server upload budget', function () {
     }
 
     // The latecomer is connected to the holder only, and the DHT is off, so
-    // the holder's BUSY answer is the only way to learn where copies went.
+    // the holder's BUSY response is the only way to learn where copies went.
     expect(recipients.every(recipient => latecomer.node.getConnections(recipient.node.peerId).length === 0)).to.equal(true)
     const reply = await requestBlob(latecomer.node, holder.node.peerId, digest, 0, { headerOnly: true })
     expect(reply.status).to.equal(BlobResponse.Status.BUSY)

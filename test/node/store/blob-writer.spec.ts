@@ -127,7 +127,7 @@ describe('store blob writer and open', () => {
     const digest = await store.put(bytes)
     await writeFile(store.pathOf(digest), randomBytes(3000))
 
-    // The cache holds the bytes that were verified when the blob was stored.
+    // The cache contains the bytes that were verified when the blob was stored.
     const blob = await store.open(digest)
     expect(Buffer.compare(Buffer.from(await blob?.read(0, 3000) ?? []), bytes)).to.equal(0)
     expect(Buffer.compare(Buffer.from(await store.read(digest)), bytes)).to.equal(0)
