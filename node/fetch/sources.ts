@@ -23,15 +23,34 @@ const log = logger('kilomesh:sources')
 const MAX_PROBED_PEERS = 8
 
 /**
- * Minimum time between two DHT lookups for one blob while connected peers
- * hold it but are busy, in ms. Those peers serve it soon. Without the limit,
- * in a rollout every waiting device queries the DHT peers closest to the
- * blob's key at each retry.
+ * Time a fetch waits for busy holders before it looks the blob up in the
+ * DHT, and then between two lookups while they stay busy, in ms. A busy
+ * holder serves within its copy window, and its BUSY response names the
+ * peers it sent copies to, which can serve at once. In a rollout nearly
+ * every device gets BUSY from the publisher. When each of them also queried
+ * the DHT, those queries took most of the CPU of a 50-agent mesh.
  */
 export const BUSY_LOOKUP_INTERVAL_MS = 10_000
 
+/**
+ * Longest random wait before the first DHT lookup for a blob that no
+ * connected peer has or is receiving, in ms. In a rollout the devices learn
+ * of a new version together, so the neighbours of a device usually start
+ * receiving the blob within this wait and then respond BUSY with their
+ * source. Each lookup dials peers, and kad-dht pings every new peer named in
+ * the responses. Outside a rollout the wait only delays the lookup.
+ */
+export const FIRST_LOOKUP_DELAY_MAX_MS = 1_000
+
 /** Max blobs whose last lookup time is remembered. */
 const MAX_TRACKED_LOOKUPS = 1_024
+
+export interface SourceFinderInit {
+  /** @default BUSY_LOOKUP_INTERVAL_MS */
+  busyLookupIntervalMs?: number
+  /** @default FIRST_LOOKUP_DELAY_MAX_MS */
+  firstLookupDelayMaxMs?: number
+}
 
 /** Holders that can serve now, and holders that responded BUSY. */
 export interface FoundSources {
@@ -43,13 +62,19 @@ export interface FoundSources {
 
 export class SourceFinder {
   /** Counters for status output and metrics. */
-  readonly stats = { providerLookups: 0, providersFound: 0, deadProviders: 0, skippedLookups: 0 }
+  readonly stats = { providerLookups: 0, providersFound: 0, deadProviders: 0, skippedLookups: 0, deferredLookups: 0 }
   private readonly deadUntilMs = new Map<string, number>()
-  /** Start time of the last DHT lookup per blob. */
+  /** Start time of the last DHT lookup per blob, or when holders were first busy. */
   private readonly lastLookupMs = new Map<OciDigest, number>()
+  /** Earliest time of the first DHT lookup per blob that no connected peer has. */
+  private readonly firstLookupAtMs = new Map<OciDigest, number>()
+  private readonly busyLookupIntervalMs: number
+  private readonly firstLookupDelayMaxMs: number
   private readonly onConnect = (event: CustomEvent<PeerId>): void => { this.deadUntilMs.delete(event.detail.toString()) }
 
-  constructor (private readonly node: KilomeshLibp2p, private readonly penalties: PeerPenalties) {
+  constructor (private readonly node: KilomeshLibp2p, private readonly penalties: PeerPenalties, init: SourceFinderInit = {}) {
+    this.busyLookupIntervalMs = init.busyLookupIntervalMs ?? BUSY_LOOKUP_INTERVAL_MS
+    this.firstLookupDelayMaxMs = init.firstLookupDelayMaxMs ?? FIRST_LOOKUP_DELAY_MAX_MS
     node.addEventListener('peer:connect', this.onConnect)
   }
 
@@ -122,8 +147,12 @@ export class SourceFinder {
     if (found.ready.length > 0 || this.node.services.dht == null) {
       return found
     }
-    if (found.busy.length > 0 && !this.lookupDue(digest)) {
+    if (found.busy.length > 0 && !this.busyLookupDue(digest)) {
       this.stats.skippedLookups++
+      return found
+    }
+    if (found.busy.length === 0 && !this.firstLookupDue(digest)) {
+      this.stats.deferredLookups++
       return found
     }
 
@@ -132,10 +161,32 @@ export class SourceFinder {
     return found
   }
 
-  /** Returns true when no DHT lookup for `digest` started in the last BUSY_LOOKUP_INTERVAL_MS. */
-  private lookupDue (digest: OciDigest): boolean {
+  /**
+   * Returns true once the random wait before the first lookup for `digest`
+   * has passed. The wait starts the first time no connected peer had it.
+   */
+  private firstLookupDue (digest: OciDigest): boolean {
+    const atMs = this.firstLookupAtMs.get(digest)
+    if (atMs != null) {
+      return Date.now() >= atMs
+    }
+    const delayMs = Math.random() * this.firstLookupDelayMaxMs
+    setMostRecent(this.firstLookupAtMs, digest, Date.now() + delayMs, MAX_TRACKED_LOOKUPS)
+    return delayMs === 0
+  }
+
+  /**
+   * Returns true when busy holders have been waited for long enough:
+   * `busyLookupIntervalMs` since they were first seen busy, or since the
+   * last DHT lookup for `digest`.
+   */
+  private busyLookupDue (digest: OciDigest): boolean {
     const lastMs = this.lastLookupMs.get(digest)
-    return lastMs == null || Date.now() - lastMs >= BUSY_LOOKUP_INTERVAL_MS
+    if (lastMs == null) {
+      setMostRecent(this.lastLookupMs, digest, Date.now(), MAX_TRACKED_LOOKUPS)
+      return false
+    }
+    return Date.now() - lastMs >= this.busyLookupIntervalMs
   }
 
   /**

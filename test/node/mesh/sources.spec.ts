@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { expect } from 'chai'
+import { SourceFinder } from '../../../node/fetch/sources.js'
 import { MAX_UPLOADS_PER_BLOB } from '../../../node/net/constants.js'
 import { addressOf, startLocalAgent, stopLocalAgents, waitUntil } from '../../utils/in-process.js'
 import type { Agent } from '../../../node/agent/agent.js'
@@ -12,7 +13,7 @@ describe('SourceFinder', function () {
     await stopLocalAgents(agents.splice(0))
   })
 
-  it('skips DHT lookups while holders are busy', async () => {
+  it('waits for busy holders before a DHT lookup, then looks up once per interval', async () => {
     const holder = await startLocalAgent()
     agents.push(holder)
     const receivers: Agent[] = []
@@ -31,15 +32,23 @@ describe('SourceFinder', function () {
     }
 
     // The receivers are excluded, so that only the busy holder is asked.
-    const sources = seeker.context.fetcher.sources
+    const intervalMs = 1_000
+    const sources = new SourceFinder(seeker.node, seeker.context.penalties, { busyLookupIntervalMs: intervalMs })
     const exclude = new Set(others.map(receiver => receiver.peerId))
-    const first = await sources.find(digest, exclude)
-    const second = await sources.find(digest, exclude)
+    try {
+      const first = await sources.find(digest, exclude)
+      const second = await sources.find(digest, exclude)
+      expect(first.busy.map(peer => peer.toString())).to.deep.equal([holder.peerId])
+      expect(second.busy.map(peer => peer.toString())).to.deep.equal([holder.peerId])
+      expect(sources.stats).to.include({ providerLookups: 0, skippedLookups: 2 })
 
-    expect(first.busy.map(peer => peer.toString())).to.deep.equal([holder.peerId])
-    expect(second.busy.map(peer => peer.toString())).to.deep.equal([holder.peerId])
-    expect(sources.stats.providerLookups).to.equal(1)
-    expect(sources.stats.skippedLookups).to.equal(1)
+      await new Promise(resolve => setTimeout(resolve, intervalMs))
+      await sources.find(digest, exclude)
+      await sources.find(digest, exclude)
+      expect(sources.stats).to.include({ providerLookups: 1, skippedLookups: 3 })
+    } finally {
+      sources.stop()
+    }
   })
 
   it('asks again a peer that lacked the blob', async () => {
