@@ -76,6 +76,8 @@ export interface FetcherStats {
 export class BlobFetcher {
   readonly stats: FetcherStats = { fetchedBlobs: 0, receivedBytes: 0, failedAttempts: 0 }
   private readonly inFlight = new Map<OciDigest, Promise<BlobInfo>>()
+  /** The peer each transfer in progress receives bytes from. */
+  private readonly receiving = new Map<OciDigest, PeerId>()
   /** Peers that recently delivered a blob, newest first: the blobs of one image usually sit together. */
   private recentSources: PeerId[] = []
 
@@ -91,6 +93,15 @@ export class BlobFetcher {
     return this.inFlight.has(digest)
   }
 
+  /**
+   * Returns the peer that is sending `digest` to this agent at the moment,
+   * from its OK response until the blob is stored or the peer
+   * fails. The blob server names it to peers that ask for the blob meanwhile.
+   */
+  receivingFrom (digest: OciDigest): PeerId | undefined {
+    return this.receiving.get(digest)
+  }
+
   /** Makes the blob local, fetching it when needed; throws NoSourceError when no peer delivers it. */
   async fetch (digest: OciDigest, options: FetchOptions = {}): Promise<BlobInfo> {
     const local = await this.store.stat(digest)
@@ -100,7 +111,10 @@ export class BlobFetcher {
 
     let transfer = this.inFlight.get(digest)
     if (transfer == null) {
-      transfer = this.transfer(digest, options).finally(() => this.inFlight.delete(digest))
+      transfer = this.transfer(digest, options).finally(() => {
+        this.inFlight.delete(digest)
+        this.receiving.delete(digest)
+      })
       this.inFlight.set(digest, transfer)
     }
 
@@ -162,7 +176,8 @@ export class BlobFetcher {
           if (queue.length === 0) {
             // During a rollout a blob may not be provided anywhere yet, so an
             // empty result is retried until the wait for sources runs out.
-            if (found.busy.length === 0 && Date.now() >= waitUntilMs) {
+            // A deferred DHT lookup still runs before the fetch gives up.
+            if (found.busy.length === 0 && !found.lookupDeferred && Date.now() >= waitUntilMs) {
               break
             }
             // Every holder is busy or none is known yet; new holders appear as fetches finish.
@@ -248,6 +263,7 @@ export class BlobFetcher {
           if (!(err instanceof DigestMismatchError)) {
             throw err
           }
+          this.receiving.delete(digest)
           lastError = err
           this.handleMismatch(digest, contributors, tried, queue, err)
           if (contributors.length > 1) {
@@ -329,6 +345,8 @@ export class BlobFetcher {
         return 'missing'
       }
 
+      this.receiving.set(digest, peer)
+
       // The body is read from the stream itself, which no signal reaches:
       // abort it when the stall timer or the caller gives up.
       const stream = reply.stream
@@ -362,6 +380,9 @@ export class BlobFetcher {
     } catch (err: any) {
       // An unfinished stream would keep counting against the per-connection stream limit.
       reply?.stream.abort(err instanceof Error ? err : new Error(String(err)))
+      if (this.receiving.get(digest)?.equals(peer) === true) {
+        this.receiving.delete(digest)
+      }
       if (stall.signal.aborted) {
         throw stall.signal.reason
       }

@@ -58,6 +58,8 @@ export interface FoundSources {
   busy: PeerId[]
   /** Peers that busy holders named as having received a copy. */
   hinted: PeerInfo[]
+  /** True when the first DHT lookup was put off; the caller asks again soon. */
+  lookupDeferred: boolean
 }
 
 export class SourceFinder {
@@ -128,7 +130,7 @@ export class SourceFinder {
    * they hold `digest`. Peers in `exclude` are not asked.
    */
   async find (digest: OciDigest, exclude: Set<string>, options: AbortOptions = {}): Promise<FoundSources> {
-    const found: FoundSources = { ready: [], busy: [], hinted: [] }
+    const found: FoundSources = { ready: [], busy: [], hinted: [], lookupDeferred: false }
     const usable = (peer: PeerId): boolean => {
       const name = peer.toString()
       return !exclude.has(name) && !this.penalties.isPenalised(name) && !peer.equals(this.node.peerId)
@@ -153,6 +155,7 @@ export class SourceFinder {
     }
     if (found.busy.length === 0 && !this.firstLookupDue(digest)) {
       this.stats.deferredLookups++
+      found.lookupDeferred = true
       return found
     }
 

@@ -8,14 +8,14 @@ import { pbStream } from '@libp2p/utils'
 import { encode as lengthPrefixed } from 'it-length-prefixed'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { BLOB_PROTOCOL, MAX_MESSAGE_BYTES } from '../../protocol/constants.js'
-import { isDigest } from '../../protocol/digest.js'
+import { isDigest, type OciDigest } from '../../protocol/digest.js'
 import { BlobRequest, BlobResponse } from '../../protocol/messages/blob.js'
 import { CorruptBlobError } from '../store/errors.js'
 import { BLOB_CHUNK_BYTES, MAX_HOLDER_HINTS, MAX_INBOUND_BLOB_STREAMS, MAX_TRANSFER_TIME_MS, REQUEST_TIMEOUT_MS } from './constants.js'
 import { UploadBudget } from './upload-budget.js'
 import type { BlobStore, OpenBlob } from '../store/blob-store.js'
 import type { KilomeshLibp2p } from './libp2p.js'
-import type { AbortOptions, Connection, Stream } from '@libp2p/interface'
+import type { AbortOptions, Connection, PeerId, Stream } from '@libp2p/interface'
 
 const log = logger('kilomesh:blob-server')
 
@@ -26,16 +26,26 @@ export interface BlobServerStats {
   sentBytes: number
   /** Requests that got BUSY because of the upload budget. */
   busyAnswers: number
+  /** Requests for a blob this agent was receiving, which got BUSY with its source. */
+  receivingAnswers: number
 }
 
+/**
+ * Returns the peer that is sending a blob to this agent at the moment, if
+ * any. The agent passes its fetcher's view. A server without one responds
+ * NOT_FOUND for every blob it does not have.
+ */
+export type ReceivingFrom = (digest: OciDigest) => PeerId | undefined
+
 export class BlobServer {
-  readonly stats: BlobServerStats = { requests: 0, servedBlobs: 0, sentBytes: 0, busyAnswers: 0 }
+  readonly stats: BlobServerStats = { requests: 0, servedBlobs: 0, sentBytes: 0, busyAnswers: 0, receivingAnswers: 0 }
   private readonly shutdown = new AbortController()
 
   constructor (
     private readonly node: KilomeshLibp2p,
     private readonly store: BlobStore,
-    private readonly budget: UploadBudget = new UploadBudget()
+    private readonly budget: UploadBudget = new UploadBudget(),
+    private readonly receivingFrom: ReceivingFrom = () => undefined
   ) {}
 
   async start (): Promise<void> {
@@ -128,7 +138,7 @@ export class BlobServer {
     if (request.headerOnly) {
       const info = await this.store.stat(request.digest)
       if (info == null) {
-        return { answer: notHere(request.digest) }
+        return { answer: await this.absent(request.digest, peer, options) }
       }
       sizeBytes = info.sizeBytes
     } else {
@@ -140,7 +150,7 @@ export class BlobServer {
         return { answer: { status, size: 0n, message: err.message, holders: [] } }
       }
       if (blob == null) {
-        return { answer: notHere(request.digest) }
+        return { answer: await this.absent(request.digest, peer, options) }
       }
       sizeBytes = blob.sizeBytes
     }
@@ -177,6 +187,29 @@ export class BlobServer {
   }
 
   /**
+   * Builds the response for a blob this agent does not have. While the blob
+   * is arriving here, the response is BUSY and names the peer it comes from.
+   * In a rollout, neighbours that got the announcement at the same moment
+   * then wait for this copy or go to its source, instead of each querying
+   * the DHT for a blob that nobody near them has provided yet.
+   */
+  private async absent (digest: OciDigest, requester: string, options: AbortOptions): Promise<BlobResponse> {
+    const source = this.receivingFrom(digest)
+    if (source == null || source.toString() === requester) {
+      return notHere(digest)
+    }
+
+    this.stats.receivingAnswers++
+    const address = await this.addressOf(source, options)
+    return {
+      status: BlobResponse.Status.BUSY,
+      size: 0n,
+      message: `blob ${digest} is arriving here from another peer; ask again shortly`,
+      holders: address == null ? [] : [address]
+    }
+  }
+
+  /**
    * Returns dialable addresses of the peers that recently received `digest`
    * from this server, for a BUSY response. They come from the peer store,
    * which contains the addresses each peer announced through identify. The
@@ -187,20 +220,24 @@ export class BlobServer {
     const addresses: string[] = []
     for (const recipient of this.budget.recipients(digest, peer => connected.has(peer) && peer !== requester, MAX_HOLDER_HINTS)) {
       const peerId = connected.get(recipient)
-      if (peerId == null) {
-        continue
-      }
-      try {
-        const info = await this.node.peerStore.get(peerId, options)
-        const address = info.addresses.map(entry => entry.multiaddr).find(multiaddr => !multiaddr.toString().includes('/p2p-circuit'))
-        if (address != null) {
-          addresses.push(`${address.toString()}/p2p/${recipient}`)
-        }
-      } catch (err: any) {
-        log.trace('failed to read the addresses of holder %s of %s: %e', recipient, digest, err)
+      const address = peerId == null ? undefined : await this.addressOf(peerId, options)
+      if (address != null) {
+        addresses.push(address)
       }
     }
     return addresses
+  }
+
+  /** Returns an address of `peer` ending in /p2p/PEER_ID, or undefined when none is known. */
+  private async addressOf (peer: PeerId, options: AbortOptions): Promise<string | undefined> {
+    try {
+      const info = await this.node.peerStore.get(peer, options)
+      const address = info.addresses.map(entry => entry.multiaddr).find(multiaddr => !multiaddr.toString().includes('/p2p-circuit'))
+      return address == null ? undefined : `${address.toString()}/p2p/${peer.toString()}`
+    } catch (err: any) {
+      log.trace('failed to read the addresses of %p: %e', peer, err)
+      return undefined
+    }
   }
 }
 

@@ -146,3 +146,54 @@ describe('net blob protocol', function () {
     }
   })
 })
+
+describe('net blob protocol while the server receives the blob', function () {
+  this.timeout(30_000)
+  const nodes: KilomeshLibp2p[] = []
+  let root: string
+  let blobServer: BlobServer | undefined
+
+  afterEach(async () => {
+    await blobServer?.stop()
+    await Promise.all(nodes.splice(0).map(async node => node.stop()))
+    await rm(root, { recursive: true, force: true })
+  })
+
+  /** Starts a server whose fetcher reports `source` as sending `digest`, and connects `client` and `source` to it. */
+  async function startReceivingServer (digest: OciDigest, pickSource: (client: PeerId, source: PeerId) => PeerId): Promise<{ client: KilomeshLibp2p, server: PeerId, source: PeerId }> {
+    root = await mkdtemp(join(tmpdir(), 'km-blob-receiving-'))
+    const store = new BlobStore(root)
+    await store.init()
+    const [server, client, source] = [await startNode(), await startNode(), await startNode()]
+    nodes.push(server, client, source)
+    const address = multiaddr(server.getMultiaddrs()[0]?.toString() ?? '')
+    await source.dial(address)
+    await client.dial(address)
+
+    blobServer = new BlobServer(server, store, undefined, asked => asked === digest ? pickSource(client.peerId, source.peerId) : undefined)
+    await blobServer.start()
+    return { client, server: server.peerId, source: source.peerId }
+  }
+
+  it('answers BUSY and names the peer it receives the blob from', async () => {
+    const digest = digestOf(randomBytes(64))
+    const { client, server, source } = await startReceivingServer(digest, (_client, source) => source)
+
+    const reply = await requestBlob(client, server, digest, 0, { headerOnly: true })
+
+    expect(reply.status).to.equal(BlobResponse.Status.BUSY)
+    expect(reply.holders.map(holder => holder.id.toString())).to.deep.equal([source.toString()])
+    expect(reply.holders[0]?.multiaddrs.length).to.be.greaterThan(0)
+    expect(blobServer?.stats.receivingAnswers).to.equal(1)
+  })
+
+  it('answers NOT_FOUND when the requester is the peer it receives from', async () => {
+    const digest = digestOf(randomBytes(64))
+    const { client, server } = await startReceivingServer(digest, client => client)
+
+    const reply = await requestBlob(client, server, digest, 0)
+
+    expect(reply.status).to.equal(BlobResponse.Status.NOT_FOUND)
+    expect(blobServer?.stats.receivingAnswers).to.equal(0)
+  })
+})

@@ -1,0 +1,56 @@
+import { expect } from 'chai'
+import { randomBytes } from 'node:crypto'
+import { BlobResponse } from '../../../protocol/messages/blob.js'
+import { requestBlob } from '../../../node/net/blob-client.js'
+import { addressOf, startLocalAgent, stopLocalAgents, waitUntil } from '../../utils/in-process.js'
+import type { Agent } from '../../../node/agent/agent.js'
+import type { PeerId } from '@libp2p/interface'
+
+describe('fetch of a blob in transit', function () {
+  this.timeout(60_000)
+  const agents: Agent[] = []
+
+  afterEach(async () => {
+    await stopLocalAgents(agents.splice(0))
+  })
+
+  it('receivingFrom names the sender until stored', async () => {
+    const holder = await startLocalAgent({ dht: false })
+    const fetcher = await startLocalAgent({ dht: false, bootstrap: [addressOf(holder)] })
+    agents.push(holder, fetcher)
+    await waitUntil(() => fetcher.node.getPeers().length > 0, 'the fetcher to connect')
+    const digest = await holder.context.store.put(randomBytes(2 * 1024 * 1024))
+
+    let duringTransfer: PeerId | undefined
+    await fetcher.context.fetcher.fetch(digest, {
+      preferredPeers: [holder.node.peerId],
+      onProgress: () => { duringTransfer ??= fetcher.context.fetcher.receivingFrom(digest) }
+    })
+
+    expect(duringTransfer?.toString()).to.equal(holder.peerId)
+    expect(fetcher.context.fetcher.receivingFrom(digest)).to.equal(undefined)
+  })
+
+  it('agent receiving a blob responds BUSY with its source', async () => {
+    // A line: holder - middle - asker. The asker is not connected to the holder.
+    const holder = await startLocalAgent({ dht: false })
+    const middle = await startLocalAgent({ dht: false, bootstrap: [addressOf(holder)] })
+    const asker = await startLocalAgent({ dht: false, bootstrap: [addressOf(middle)] })
+    agents.push(holder, middle, asker)
+    await waitUntil(() => asker.node.getPeers().length > 0 && middle.node.getPeers().length > 1, 'the line to connect')
+    const digest = await holder.context.store.put(randomBytes(8 * 1024 * 1024))
+
+    // Ask the middle agent as soon as its first bytes arrive.
+    let request: ReturnType<typeof requestBlob> | undefined
+    await middle.context.fetcher.fetch(digest, {
+      preferredPeers: [holder.node.peerId],
+      onProgress: () => { request ??= requestBlob(asker.node, middle.node.peerId, digest, 0, { headerOnly: true }) }
+    })
+    const reply = await request
+
+    expect(reply?.status).to.equal(BlobResponse.Status.BUSY)
+    expect(reply?.holders.map(holder => holder.id.toString())).to.deep.equal([holder.peerId])
+    const served = await requestBlob(asker.node, middle.node.peerId, digest, 0, { headerOnly: true })
+    expect(served.status).to.equal(BlobResponse.Status.OK)
+  })
+})
