@@ -29,9 +29,12 @@ export class ConnectivityKeeper {
   private readonly known = new Map<string, { nextDialMs: number, delayMs: number }>()
   private readonly shutdown = new AbortController()
   private timer?: ReturnType<typeof setInterval>
+  /** Dials of discovered peers in progress, so that a burst of discoveries does not dial them all. */
+  private discoveryDials = 0
   private readonly onDiscovery = (event: CustomEvent<{ id: PeerId }>): void => {
-    if (this.node.getConnections().length < this.minConnections * 2) {
-      void this.dialKnown(event.detail.id)
+    if (this.node.getConnections().length + this.discoveryDials < this.minConnections * 2) {
+      this.discoveryDials++
+      void this.dialKnown(event.detail.id).finally(() => { this.discoveryDials-- })
     }
   }
   private readonly onDisconnect = (event: CustomEvent<PeerId>): void => {

@@ -41,9 +41,15 @@ export const REDIAL_MAX_DELAY_MS = 60_000
  */
 export const PROVIDE_DELAY_MS = 50
 
-/** Minimum and maximum random delay before a blob fetched from a peer is provided in the DHT. */
-export const FETCHED_PROVIDE_DELAY_MIN_MS = 1_000
-export const FETCHED_PROVIDE_DELAY_MAX_MS = 10_000
+/**
+ * Minimum and maximum random delay before a blob fetched from a peer is
+ * provided in the DHT. A rollout's transfers take seconds. With provides 1
+ * to 10 s after each fetch, the 150 provides of a 50-agent rollout ran
+ * during its transfers and took most of the CPU. Connected peers find a new
+ * holder at once by asking it, so the DHT record can wait.
+ */
+export const FETCHED_PROVIDE_DELAY_MIN_MS = 5_000
+export const FETCHED_PROVIDE_DELAY_MAX_MS = 30_000
 
 /** Provide operations running at once. */
 export const PROVIDE_CONCURRENCY = 4
