@@ -4,6 +4,7 @@
  * `kilomesh status`, each beside a bare Node process doing the least the
  * same measure allows.
  */
+import { readFileSync } from 'node:fs'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -46,8 +47,17 @@ export interface ProcessBenchResult {
   notes: string[]
 }
 
+/** Returns the path of package.json's `kilomesh` bin, the esbuild bundle that `npm run build` writes. */
+function binPath (): string {
+  const manifest = JSON.parse(readFileSync(join(REPOSITORY_ROOT, 'package.json'), 'utf8')) as { bin: { kilomesh: string } }
+  return join(REPOSITORY_ROOT, manifest.bin.kilomesh)
+}
+
+/** The bundle's entry of node/agent/agent.js, which shares its chunks with the bin. */
+const BUNDLED_AGENT_PATH = join(REPOSITORY_ROOT, 'dist', 'node', 'bundle', 'agent.js')
+
 function agentArgs (dir: string, bootstrap: string[] = []): string[] {
-  return [CLI_PATH, 'agent', '--dir', dir, '--listen', '/ip4/127.0.0.1/tcp/0', '--registry', 'off', ...bootstrap.flatMap(address => ['--bootstrap', address])]
+  return [binPath(), 'agent', '--dir', dir, '--listen', '/ip4/127.0.0.1/tcp/0', '--registry', 'off', ...bootstrap.flatMap(address => ['--bootstrap', address])]
 }
 
 function writtenByChild (content: string, child: ChildProcess): boolean {
@@ -66,10 +76,10 @@ async function sleep (ms: number): Promise<void> {
   await new Promise(resolve => setTimeout(resolve, ms))
 }
 
-/** Builds a `node -e` script that loads the agent's modules (after the polyfill) and runs nothing; `idle` keeps the process alive. */
+/** Builds a `node -e` script that loads the bundled agent's code (after the polyfill) and runs nothing. With `idle`, the process stays alive. */
 function loadAgentModulesScript (idle: boolean): string {
   const polyfillModule = pathToFileURL(join(REPOSITORY_ROOT, 'dist', 'node', 'polyfill.js')).href
-  const agentModule = pathToFileURL(join(REPOSITORY_ROOT, 'dist', 'node', 'agent', 'agent.js')).href
+  const agentModule = pathToFileURL(BUNDLED_AGENT_PATH).href
   return `await import(${JSON.stringify(polyfillModule)}); await import(${JSON.stringify(agentModule)})${idle ? '; setInterval(() => {}, 60_000)' : ''}`
 }
 
@@ -162,9 +172,11 @@ export async function measureProcesses (options: ProcessBenchOptions): Promise<P
     const [agentRss = [], idleRss = [], modulesRss = []] = await sampleRss([measured.child.pid, idleNode.child.pid, idleModules.child.pid].map(pid => pid ?? -1))
 
     const status = await runRounds({
-      status: { run: async () => { await runNodeToExit([CLI_PATH, 'status', '--dir', dir], COMMAND_TIMEOUT_MS) } },
+      status: { run: async () => { await runNodeToExit([binPath(), 'status', '--dir', dir], COMMAND_TIMEOUT_MS) } },
       nodeExit: { run: async () => { await runNodeToExit(['-e', ''], COMMAND_TIMEOUT_MS) } }
     }, options.status)
+    // The bundle hides which package a module came from, so the unbundled
+    // CLI is traced. The bundle keeps the same lazy imports as chunks.
     const statusModules = await listLoadedModules([CLI_PATH, 'status', '--dir', dir], COMMAND_TIMEOUT_MS)
 
     return report(options, start, { agentRss, idleRss, modulesRss }, { status: status.status ?? [], nodeExit: status.nodeExit ?? [] }, statusModules)
@@ -204,10 +216,10 @@ function report (
   ]
 
   const notes = [
-    `Agent start: \`kilomesh agent --listen /ip4/127.0.0.1/tcp/0 --registry off\`, timed from \`spawn\` until agent.json names the child's pid. The data directory was made by \`initDataDir\` (what \`kilomesh init\` runs) and used by the warm-up start(s) first. The benchmark watches the folder with inotify, so it sees the rename as it happens. ${options.start.rounds} starts follow ${options.start.warmupRounds} warm-up start(s), and each is stopped with SIGTERM before the next. Baseline: a bare \`node\` process that writes and renames a small JSON file, then idles until stopped, watched the same way.`,
-    'Loading the agent\'s modules: a `node` process that imports the polyfill and node/agent/agent.js, then exits, against `node -e ""`. It shows how much of the start goes to loading code before anything runs.',
-    `Memory: VmRSS from /proc/PID/status of the agent while ${options.peerCount} other agent processes are connected to it. Sampling starts ${SETTLE_MS / 1000} s after the last one connected, and the figure is the median of ${RSS_SAMPLES} samples ${RSS_SAMPLE_INTERVAL_MS / 1000} s apart (lowest ${formatMegabytes(Math.min(...memory.agentRss))}, highest ${formatMegabytes(Math.max(...memory.agentRss))}). Baseline: an idle \`node -e "setInterval(...)"\` sampled at the same moments. The next row is a process that imported node/agent/agent.js and started nothing, sampled at the same moments, so it shows what loading the code alone takes. MB here is 10^6 bytes.`,
-    `\`kilomesh status\` against that agent: ${options.status.rounds} runs after ${options.status.warmupRounds} warm-up run(s), against \`node -e ""\`. It loads ${statusModules.length} ES modules, ${libp2pModuleCount} of them from libp2p packages${libp2pPackages.length > 0 ? `: ${libp2pPackages.map(([name, count]) => `${name} ${count}`).join(', ')}` : ''}.`
+    `Agent start: \`kilomesh agent --listen /ip4/127.0.0.1/tcp/0 --registry off\`, run through package.json's bin (the esbuild bundle in dist/node/bundle/), timed from \`spawn\` until agent.json names the child's pid. The data directory was made by \`initDataDir\` (what \`kilomesh init\` runs) and used by the warm-up start(s) first. The benchmark watches the folder with inotify, so it sees the rename as it happens. ${options.start.rounds} starts follow ${options.start.warmupRounds} warm-up start(s), and each is stopped with SIGTERM before the next. Baseline: a bare \`node\` process that writes and renames a small JSON file, then idles until stopped, watched the same way.`,
+    'Loading the agent\'s modules: a `node` process that imports the polyfill and the bundle\'s entry of node/agent/agent.js, then exits, against `node -e ""`. It shows how much of the start goes to loading code before anything runs.',
+    `Memory: VmRSS from /proc/PID/status of the agent while ${options.peerCount} other agent processes are connected to it. Sampling starts ${SETTLE_MS / 1000} s after the last one connected, and the figure is the median of ${RSS_SAMPLES} samples ${RSS_SAMPLE_INTERVAL_MS / 1000} s apart (lowest ${formatMegabytes(Math.min(...memory.agentRss))}, highest ${formatMegabytes(Math.max(...memory.agentRss))}). Baseline: an idle \`node -e "setInterval(...)"\` sampled at the same moments. The next row is a process that imported the bundle's entry of node/agent/agent.js and started nothing, sampled at the same moments, so it shows what loading the code alone takes. MB here is 10^6 bytes.`,
+    `\`kilomesh status\` against that agent: ${options.status.rounds} runs after ${options.status.warmupRounds} warm-up run(s), against \`node -e ""\`. Unbundled (dist/node/cli/bin.js), it loads ${statusModules.length} ES modules, ${libp2pModuleCount} of them from libp2p packages${libp2pPackages.length > 0 ? `: ${libp2pPackages.map(([name, count]) => `${name} ${count}`).join(', ')}` : ''}.`
   ]
   return { rows, notes }
 }
