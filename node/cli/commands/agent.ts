@@ -62,6 +62,11 @@ ${COMMON_HELP}`,
       process.once('SIGTERM', onSignal)
     })
 
+    // Set before the agent's modules load, because loading libp2p is what
+    // grows V8's young generation.
+    const { limitYoungGeneration, scheduleStartupGc } = await import('../../agent/memory.js')
+    limitYoungGeneration()
+
     // Loaded here so that the other commands never load libp2p.
     const { Agent } = await import('../../agent/agent.js')
     const { CLOCK_OFFSET_ENV, TEST_HOOKS_ENV, readTestHookEnv } = await import('../../agent/test-hooks.js')
@@ -83,7 +88,6 @@ ${COMMON_HELP}`,
       console.log(`  registry ${agent.registryAddress ?? 'off'}`)
     }
 
-    const { scheduleStartupGc } = await import('../../agent/memory.js')
     const cancelGc = scheduleStartupGc()
 
     await stopRequested
