@@ -225,7 +225,7 @@ export class Agent {
 
     const penalties = new PeerPenalties()
     const fetcher = new BlobFetcher(node, store, penalties)
-    const blobServer = new BlobServer(node, store, undefined, digest => fetcher.receivingFrom(digest))
+    const blobServer = new BlobServer(node, store, undefined, fetcher)
     await blobServer.start()
     await handleResolve(node, catalog)
     const announcer = new TagAnnouncer(node, catalog)

@@ -10,6 +10,7 @@ import { DigestMismatchError } from '../../protocol/errors.js'
 import { BlobResponse } from '../../protocol/messages/blob.js'
 import { requestBlob } from '../net/blob-client.js'
 import { BUSY_RETRY_INITIAL_MS, BUSY_RETRY_MAX_MS, STALL_TIMEOUT_MS } from '../net/constants.js'
+import { raceAbort } from '../net/signals.js'
 import { NoSourceError, StallError } from './errors.js'
 import { shuffle } from './random.js'
 import { SourceFinder } from './sources.js'
@@ -102,6 +103,15 @@ export class BlobFetcher {
     return this.receiving.get(digest)
   }
 
+  /** Resolves when the transfer of `digest` in progress ends, stored or not, or at once when none runs. */
+  async settled (digest: OciDigest, options: AbortOptions = {}): Promise<void> {
+    const transfer = this.inFlight.get(digest)
+    if (transfer == null) {
+      return
+    }
+    await raceAbort(transfer.then(() => {}, () => {}), options.signal)
+  }
+
   /** Makes the blob local, fetching it when needed; throws NoSourceError when no peer delivers it. */
   async fetch (digest: OciDigest, options: FetchOptions = {}): Promise<BlobInfo> {
     const local = await this.store.stat(digest)
@@ -119,21 +129,7 @@ export class BlobFetcher {
     }
 
     // Each caller may give up on its own signal without cancelling the shared transfer.
-    if (options.signal == null) {
-      return transfer
-    }
-    const { signal } = options
-    signal.throwIfAborted()
-    let onAbort = (): void => {}
-    const aborted = new Promise<never>((_resolve, reject) => {
-      onAbort = () => { reject(signal.reason instanceof Error ? signal.reason : new Error('fetch aborted')) }
-      signal.addEventListener('abort', onAbort, { once: true })
-    })
-    try {
-      return await Promise.race([transfer, aborted])
-    } finally {
-      signal.removeEventListener('abort', onAbort)
-    }
+    return raceAbort(transfer, options.signal)
   }
 
   private async transfer (digest: OciDigest, options: FetchOptions): Promise<BlobInfo> {

@@ -11,7 +11,8 @@ import { BLOB_PROTOCOL, MAX_MESSAGE_BYTES } from '../../protocol/constants.js'
 import { isDigest, type OciDigest } from '../../protocol/digest.js'
 import { BlobRequest, BlobResponse } from '../../protocol/messages/blob.js'
 import { CorruptBlobError } from '../store/errors.js'
-import { BLOB_CHUNK_BYTES, MAX_HOLDER_HINTS, MAX_INBOUND_BLOB_STREAMS, MAX_TRANSFER_TIME_MS, REQUEST_TIMEOUT_MS } from './constants.js'
+import { ARRIVAL_WAIT_MS, BLOB_CHUNK_BYTES, MAX_HOLDER_HINTS, MAX_INBOUND_BLOB_STREAMS, MAX_TRANSFER_TIME_MS, REQUEST_TIMEOUT_MS } from './constants.js'
+import { timeoutSignal } from './signals.js'
 import { UploadBudget } from './upload-budget.js'
 import type { BlobStore, OpenBlob } from '../store/blob-store.js'
 import type { KilomeshLibp2p } from './libp2p.js'
@@ -28,24 +29,35 @@ export interface BlobServerStats {
   busyAnswers: number
   /** Requests for a blob this agent was receiving, which got BUSY with its source. */
   receivingAnswers: number
+  /** Requests that waited for a blob in transit to this agent until it was stored. */
+  awaitedArrivals: number
 }
 
 /**
- * Returns the peer that is sending a blob to this agent at the moment, if
- * any. The agent passes its fetcher's view. A server without one responds
- * NOT_FOUND for every blob it does not have.
+ * The blobs arriving at this agent, as its fetcher tracks them. A server
+ * without this view responds NOT_FOUND for every blob it does not have.
  */
-export type ReceivingFrom = (digest: OciDigest) => PeerId | undefined
+export interface IncomingBlobs {
+  /** Returns the peer that is sending `digest` to this agent at the moment, if any. */
+  receivingFrom: (digest: OciDigest) => PeerId | undefined
+  /** Resolves when the transfer of `digest` in progress ends, stored or not. */
+  settled: (digest: OciDigest, options?: AbortOptions) => Promise<void>
+}
+
+const NO_INCOMING_BLOBS: IncomingBlobs = {
+  receivingFrom: () => undefined,
+  settled: async () => {}
+}
 
 export class BlobServer {
-  readonly stats: BlobServerStats = { requests: 0, servedBlobs: 0, sentBytes: 0, busyAnswers: 0, receivingAnswers: 0 }
+  readonly stats: BlobServerStats = { requests: 0, servedBlobs: 0, sentBytes: 0, busyAnswers: 0, receivingAnswers: 0, awaitedArrivals: 0 }
   private readonly shutdown = new AbortController()
 
   constructor (
     private readonly node: KilomeshLibp2p,
     private readonly store: BlobStore,
     private readonly budget: UploadBudget = new UploadBudget(),
-    private readonly receivingFrom: ReceivingFrom = () => undefined
+    private readonly incoming: IncomingBlobs = NO_INCOMING_BLOBS
   ) {}
 
   async start (): Promise<void> {
@@ -135,6 +147,10 @@ export class BlobServer {
 
     let sizeBytes: number
     let blob: OpenBlob | undefined
+    if (await this.store.stat(request.digest) == null) {
+      await this.awaitArrival(request.digest, peer, options)
+    }
+
     if (request.headerOnly) {
       const info = await this.store.stat(request.digest)
       if (info == null) {
@@ -187,14 +203,35 @@ export class BlobServer {
   }
 
   /**
+   * Waits up to ARRIVAL_WAIT_MS for a blob that another peer is sending to
+   * this agent. A neighbour that requests the blob during that transfer then
+   * gets the blob as soon as it is stored, instead of BUSY and a retry after
+   * a backoff, which in a rollout adds up at every hop.
+   */
+  private async awaitArrival (digest: OciDigest, requester: string, options: AbortOptions): Promise<void> {
+    const source = this.incoming.receivingFrom(digest)
+    if (source == null || source.toString() === requester) {
+      return
+    }
+
+    const signal = timeoutSignal(ARRIVAL_WAIT_MS, options.signal)
+    try {
+      await this.incoming.settled(digest, { signal })
+      this.stats.awaitedArrivals++
+    } catch (err: any) {
+      log.trace('%s did not arrive within %d ms for %s: %e', digest, ARRIVAL_WAIT_MS, requester, err)
+    }
+  }
+
+  /**
    * Builds the response for a blob this agent does not have. While the blob
    * is arriving here, the response is BUSY and names the peer it comes from.
    * In a rollout, neighbours that got the announcement at the same moment
    * then wait for this copy or go to its source, instead of each querying
-   * the DHT for a blob that nobody near them has provided yet.
+   * the DHT for a blob that no peer near them has provided yet.
    */
   private async absent (digest: OciDigest, requester: string, options: AbortOptions): Promise<BlobResponse> {
-    const source = this.receivingFrom(digest)
+    const source = this.incoming.receivingFrom(digest)
     if (source == null || source.toString() === requester) {
       return notHere(digest)
     }

@@ -78,6 +78,13 @@ export const MAX_UPLOADS_PER_BLOB = 4
  */
 export const UPLOAD_WINDOW_MS = 120_000
 
+/**
+ * Longest time the blob server keeps a request waiting for a blob arriving
+ * from another peer, before it responds. It stays below RESOLVE_TIMEOUT_MS,
+ * the time a client gives a peer to respond whether it has a blob.
+ */
+export const ARRIVAL_WAIT_MS = 2_000
+
 /** Max holders a BUSY response names, and a client accepts. */
 export const MAX_HOLDER_HINTS = 4
 

@@ -11,3 +11,22 @@ export function timeoutSignal (timeoutMs: number, signal?: AbortSignal): AbortSi
   setMaxListeners(Infinity, combined)
   return combined
 }
+
+/** Resolves or rejects as `promise` does, or rejects with the signal's reason once `signal` aborts. */
+export async function raceAbort<T> (promise: Promise<T>, signal?: AbortSignal): Promise<T> {
+  if (signal == null) {
+    return promise
+  }
+  signal.throwIfAborted()
+
+  let onAbort = (): void => {}
+  const aborted = new Promise<never>((_resolve, reject) => {
+    onAbort = () => { reject(signal.reason instanceof Error ? signal.reason : new Error('aborted')) }
+    signal.addEventListener('abort', onAbort, { once: true })
+  })
+  try {
+    return await Promise.race([promise, aborted])
+  } finally {
+    signal.removeEventListener('abort', onAbort)
+  }
+}

@@ -159,8 +159,11 @@ describe('net blob protocol while the server receives the blob', function () {
     await rm(root, { recursive: true, force: true })
   })
 
-  /** Starts a server whose fetcher reports `source` as sending `digest`, and connects `client` and `source` to it. */
-  async function startReceivingServer (digest: OciDigest, pickSource: (client: PeerId, source: PeerId) => PeerId): Promise<{ client: KilomeshLibp2p, server: PeerId, source: PeerId }> {
+  /**
+   * Starts a server whose fetcher reports `source` as sending `digest`, and
+   * connects `client` and `source` to it. Waiting for the blob runs `arrive`.
+   */
+  async function startReceivingServer (digest: OciDigest, pickSource: (client: PeerId, source: PeerId) => PeerId, arrive: (store: BlobStore) => Promise<void> = async () => {}): Promise<{ client: KilomeshLibp2p, server: PeerId, source: PeerId }> {
     root = await mkdtemp(join(tmpdir(), 'km-blob-receiving-'))
     const store = new BlobStore(root)
     await store.init()
@@ -170,10 +173,28 @@ describe('net blob protocol while the server receives the blob', function () {
     await source.dial(address)
     await client.dial(address)
 
-    blobServer = new BlobServer(server, store, undefined, asked => asked === digest ? pickSource(client.peerId, source.peerId) : undefined)
+    blobServer = new BlobServer(server, store, undefined, {
+      receivingFrom: asked => asked === digest ? pickSource(client.peerId, source.peerId) : undefined,
+      settled: async () => { await arrive(store) }
+    })
     await blobServer.start()
     return { client, server: server.peerId, source: source.peerId }
   }
+
+  it('serves a blob that arrives while the request waits', async () => {
+    const bytes = randomBytes(100_000)
+    const digest = digestOf(bytes)
+    const { client, server } = await startReceivingServer(digest, (_client, source) => source, async store => {
+      await new Promise(resolve => setTimeout(resolve, 200))
+      await store.put(bytes)
+    })
+
+    const reply = await requestBlob(client, server, digest, 0)
+
+    expect(reply.status).to.equal(BlobResponse.Status.OK)
+    expect(Buffer.compare(await readBody(reply), bytes)).to.equal(0)
+    expect(blobServer?.stats.awaitedArrivals).to.equal(1)
+  })
 
   it('answers BUSY and names the peer it receives the blob from', async () => {
     const digest = digestOf(randomBytes(64))
