@@ -29,16 +29,18 @@ export async function handleBareStream (node: KilomeshLibp2p, payload: Uint8Arra
 }
 
 /**
- * Opens a bare stream to `peer` and reads `sizeBytes` bytes; returns the
- * number received. Reading stops at the last byte, as the blob fetcher does.
+ * Opens a bare stream to `peer` and yields its chunks until `sizeBytes`
+ * bytes arrived. Reading stops at the last byte, as the blob fetcher does.
  */
-export async function readBareStream (node: KilomeshLibp2p, peer: PeerId, sizeBytes: number, options?: AbortOptions): Promise<number> {
+export async function * bareStreamChunks (node: KilomeshLibp2p, peer: PeerId, sizeBytes: number, options?: AbortOptions): AsyncGenerator<Uint8Array> {
   const stream = await node.dialProtocol(peer, BARE_PROTOCOL, options)
   let receivedBytes = 0
 
   try {
     for await (const chunk of stream) {
-      receivedBytes += chunk.byteLength
+      const bytes = chunk instanceof Uint8Array ? chunk : chunk.subarray()
+      receivedBytes += bytes.byteLength
+      yield bytes
       if (receivedBytes >= sizeBytes) {
         break
       }
@@ -51,6 +53,14 @@ export async function readBareStream (node: KilomeshLibp2p, peer: PeerId, sizeBy
 
   if (receivedBytes !== sizeBytes) {
     throw new Error(`bare stream delivered ${receivedBytes} of ${sizeBytes} bytes`)
+  }
+}
+
+/** Reads a bare stream of `sizeBytes` bytes from `peer`, dropping them; returns the number received. */
+export async function readBareStream (node: KilomeshLibp2p, peer: PeerId, sizeBytes: number, options?: AbortOptions): Promise<number> {
+  let receivedBytes = 0
+  for await (const chunk of bareStreamChunks(node, peer, sizeBytes, options)) {
+    receivedBytes += chunk.byteLength
   }
   return receivedBytes
 }

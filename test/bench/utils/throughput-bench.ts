@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { BlobStore } from '../../../node/store/blob-store.js'
 import { fixture } from '../../utils/paths.js'
-import { BARE_PROTOCOL, handleBareStream, readBareStream } from './bare-stream.js'
+import { BARE_PROTOCOL, bareStreamChunks, handleBareStream, readBareStream } from './bare-stream.js'
 import { readBlobToMemory } from './blob-read.js'
 import { blobPath, readImageBlobs } from './fixture-images.js'
 import { KeepAliveClient, startBlobHttpServer } from './http-floor.js'
@@ -41,6 +41,9 @@ export async function measureThroughput (pair: AgentPair, options: RoundOptions)
   const floorStoreDir = await mkdtemp(join(tmpdir(), 'km-bench-floor-'))
   const floorStore = new BlobStore(floorStoreDir)
   await floorStore.init()
+  const bareStoreDir = await mkdtemp(join(tmpdir(), 'km-bench-bare-'))
+  const bareStore = new BlobStore(bareStoreDir)
+  await bareStore.init()
 
   const variants: Record<string, Variant> = {
     fetch: {
@@ -54,6 +57,10 @@ export async function measureThroughput (pair: AgentPair, options: RoundOptions)
     },
     bare: {
       run: async () => { await readBareStream(pair.client.node, pair.serverPeer, sizeBytes) }
+    },
+    bareIntoStore: {
+      prepare: async () => { await bareStore.delete(image.layer) },
+      run: async () => { await bareStore.putStream(bareStreamChunks(pair.client.node, pair.serverPeer, sizeBytes), image.layer, { expectedSizeBytes: sizeBytes }) }
     },
     floor: {
       run: async () => { await httpClient.getBytes(blobPath(image.layer)) }
@@ -72,12 +79,14 @@ export async function measureThroughput (pair: AgentPair, options: RoundOptions)
     await http.close()
     await pair.server.node.unhandle(BARE_PROTOCOL)
     await rm(floorStoreDir, { recursive: true, force: true })
+    await rm(bareStoreDir, { recursive: true, force: true })
   }
 
   const throughput = (name: string): number => megabytesPerSecond(sizeBytes, summarize(samples[name] ?? []).median)
   const fetch = throughput('fetch')
   const protocol = throughput('protocol')
   const bare = throughput('bare')
+  const bareIntoStore = throughput('bareIntoStore')
   const floor = throughput('floor')
   const floorIntoStore = throughput('floorIntoStore')
   const minBareShare = 1 / MAX_BARE_STREAM_FACTOR
@@ -92,20 +101,26 @@ export async function measureThroughput (pair: AgentPair, options: RoundOptions)
       met: fetch / floor >= MIN_FLOOR_SHARE
     },
     {
-      measure: 'Layer fetch into the store vs bare libp2p stream',
+      measure: 'Layer fetch into the store vs bare libp2p stream into a BlobStore',
       kilomesh: formatMegabytesPerSecond(fetch),
-      baseline: formatMegabytesPerSecond(bare),
-      ratio: fetch / bare,
+      baseline: formatMegabytesPerSecond(bareIntoStore),
+      ratio: fetch / bareIntoStore,
       target: `≥ ${minBareShare.toFixed(2)}x the bare stream, i.e. within ${MAX_BARE_STREAM_FACTOR}x`,
-      met: fetch / bare >= minBareShare
+      met: fetch / bareIntoStore >= minBareShare
     },
     {
-      measure: 'Blob protocol to memory vs bare libp2p stream',
+      measure: 'Blob protocol to memory vs bare libp2p stream to memory',
       kilomesh: formatMegabytesPerSecond(protocol),
       baseline: formatMegabytesPerSecond(bare),
       ratio: protocol / bare,
       target: `≥ ${minBareShare.toFixed(2)}x the bare stream, i.e. within ${MAX_BARE_STREAM_FACTOR}x`,
       met: protocol / bare >= minBareShare
+    },
+    {
+      measure: 'Layer fetch into the store vs bare libp2p stream to memory',
+      kilomesh: formatMegabytesPerSecond(fetch),
+      baseline: formatMegabytesPerSecond(bare),
+      ratio: fetch / bare
     },
     {
       measure: 'Layer fetch into the store vs HTTP into a BlobStore',
@@ -124,7 +139,7 @@ export async function measureThroughput (pair: AgentPair, options: RoundOptions)
   const notes = [
     `Layer: ${image.layer} (${sizeBytes} bytes). Throughput is the layer size over the median transfer time of ${options.rounds} rounds after ${options.warmupRounds} warm-up rounds. A ratio above 1 means kilomesh is faster.`,
     'Layer fetch: `BlobFetcher.fetch` with the server as preferred source. It hashes every chunk and writes it to a temporary file, then fsyncs and renames the file into the store, which is emptied before every round. Blob protocol to memory: `requestBlob` with the body counted and dropped. Bare stream: a benchmark-only protocol whose handler writes the same bytes from memory in 64 KiB chunks over the same connection. HTTP floor: `GET` over a keep-alive connection from a plain Node server that streams the file. The client keeps the body in memory.',
-    'The second row compares the whole fetch, storage included, with the bare stream. The third isolates the protocol itself: the request, the response header, and the server reading the verified blob from its store. The fourth puts the same storage work on the HTTP side (`BlobStore.putStream`: hash, write, fsync, rename), so its ratio is the network path alone.'
+    'The bare stream target ("within 1.2x of the bare stream, the protocol\'s own overhead") is checked twice, each time with the same work on both sides. The second row stores both: the bare stream\'s bytes go through `BlobStore.putStream` (hash, write, fsync, rename) into a store of their own. The third keeps both in memory: the request, the response header, and the server reading the verified blob from its store, against bytes counted and dropped. The fourth row compares the whole fetch, storage included, with the bare stream to memory, so it also shows what the durable write costs. The fifth puts the same storage work on the HTTP side, so its ratio is the network path alone.'
   ]
   return { rows, notes }
 }
