@@ -169,26 +169,20 @@ export class Agent {
     const protector = await connectionProtector(options, config)
     const blocklist = options.testHooks === true ? new PeerBlocklist() : undefined
 
-    if (options.controlApi !== false) {
-      const running = await readAgentFile(paths.agentFile)
-      if (running != null && running.pid !== process.pid && isProcessAlive(running.pid)) {
-        throw new AgentAlreadyRunningError(`an agent (pid ${running.pid}) already runs on ${options.dir}; stop it first or use another --dir`)
-      }
-    }
-
-    const store = new BlobStore(options.dir)
-    await store.init()
-    const layout = new OciLayout(options.dir)
-    await layout.init()
-
+    // The LevelDB lock keeps a second agent off the data directory, so it is
+    // taken before anything there changes: the store's start clears tmp/.
+    // A live pid in agent.json proves nothing, because after a crash and a
+    // reboot another process may have that pid.
     let datastore: Datastore
     let closeDatastore = async (): Promise<void> => {}
     if (options.datastore != null) {
       datastore = options.datastore
+      const running = options.controlApi === false ? undefined : await readAgentFile(paths.agentFile)
+      if (running != null && running.pid !== process.pid && isProcessAlive(running.pid)) {
+        throw new AgentAlreadyRunningError(`an agent (pid ${running.pid}) already runs on ${options.dir}; stop it first or use another --dir`)
+      }
     } else {
-      await mkdir(paths.datastore, { recursive: true })
-      const level = new LevelDatastore(paths.datastore)
-      await level.open()
+      const level = await openLevelDatastore(paths.datastore, paths.agentFile, options.dir)
       const cached = new PeerCacheDatastore(level)
       await cached.open()
       datastore = cached
@@ -196,6 +190,16 @@ export class Agent {
         await cached.close()
         await level.close()
       }
+    }
+
+    const store = new BlobStore(options.dir)
+    const layout = new OciLayout(options.dir)
+    try {
+      await store.init()
+      await layout.init()
+    } catch (err) {
+      await closeDatastore()
+      throw err
     }
 
     const trust = new TrustPolicy({ localPeerId: peerId, config: config.trust as TrustConfig | undefined })
@@ -307,4 +311,27 @@ export class Agent {
     })()
     return this.stopping
   }
+}
+
+/**
+ * Opens the data directory's LevelDB, which only one process can hold.
+ * Throws AgentAlreadyRunningError when another process holds its lock.
+ */
+async function openLevelDatastore (path: string, agentFile: string, dir: string): Promise<LevelDatastore> {
+  await mkdir(path, { recursive: true })
+  const level = new LevelDatastore(path)
+  try {
+    // Opened through its database, because LevelDatastore.open() turns the
+    // cause (such as LEVEL_LOCKED) into a bare "Database failed to open".
+    await level.db.open({ createIfMissing: true, compression: false })
+  } catch (err: any) {
+    if (err.cause?.code === 'LEVEL_LOCKED') {
+      const running = await readAgentFile(agentFile).catch(() => undefined)
+      const pid = running == null ? '' : ` (agent.json names pid ${running.pid})`
+      throw new AgentAlreadyRunningError(`another agent already runs on ${dir}${pid}: its datastore ${path} is locked; stop that agent first or use another --dir`)
+    }
+    throw new Error(`could not open the datastore ${path}: ${err.cause?.message ?? err.message}; if another program changed it, restore it from a backup or remove the folder (the agent rebuilds its DHT and peer records, but loses its catalog of tags)`)
+  }
+  await level.open()
+  return level
 }

@@ -1,7 +1,7 @@
 import { expect } from 'chai'
-import { access } from 'node:fs/promises'
+import { access, mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { cleanUp, runCliOk, startAgent } from '../../utils/agents.js'
+import { cleanUp, createDataDir, runCli, runCliOk, startAgent } from '../../utils/agents.js'
 import { fixture } from '../../utils/paths.js'
 
 async function exists (path: string): Promise<boolean> {
@@ -35,6 +35,36 @@ describe('agent lifecycle', function () {
       }
     })
   }
+
+  it('starts despite a stale agent.json with a live pid', async () => {
+    // After a crash and a reboot, the pid in agent.json may belong to another program.
+    const dir = await createDataDir()
+    await writeFile(join(dir, 'agent.json'), JSON.stringify({ peerId: 'stale', multiaddrs: [], control: `unix:${join(dir, 'control.sock')}`, registry: null, pid: process.pid }))
+
+    const agent = await startAgent({ dir })
+    try {
+      expect(agent.info.pid).to.equal(agent.process.pid)
+    } finally {
+      await cleanUp([agent])
+    }
+  })
+
+  it('second agent on one directory changes no files', async () => {
+    const agent = await startAgent()
+    try {
+      const partial = join(agent.dir, 'tmp', 'partial-blob-of-the-running-agent')
+      await mkdir(join(agent.dir, 'tmp'), { recursive: true })
+      await writeFile(partial, 'partial bytes')
+
+      const second = await runCli(['agent', '--dir', agent.dir, '--listen', '/ip4/127.0.0.1/tcp/0', '--registry', 'off', '--no-mdns'])
+
+      expect(second.code).to.equal(1)
+      expect(second.stderr).to.match(/another agent already runs on .*datastore .* is locked/)
+      expect(await exists(partial)).to.equal(true)
+    } finally {
+      await cleanUp([agent])
+    }
+  })
 
   it('tells a connected agent about a publish by gossip', async () => {
     const a = await startAgent()
