@@ -157,7 +157,7 @@ async function pullParsed (context: AgentContext, parsed: ImageReference, refere
   await runLimited(leaves, fetchOne)
   blobCount += leaves.length
 
-  if (parsed.tag != null) {
+  if (parsed.tag != null && !await holdsVersion(context, `${parsed.repository}:${parsed.tag}`, root, rootManifest, options)) {
     await context.layout.setRef(`${parsed.repository}:${parsed.tag}`, { mediaType: image.mediaType, digest: image.digest, size: image.size })
   }
 
@@ -180,6 +180,23 @@ async function pullParsed (context: AgentContext, parsed: ImageReference, refere
   }
   log('pulled %s -> %s (%d blobs, %d fetched)', reference, image.digest, blobCount, result.fetchedBlobs)
   return result
+}
+
+/**
+ * Returns true when the data directory's tag already names this version:
+ * its root, or one of the root's platform manifests. A pull of one platform
+ * then leaves the tag alone, so a device that holds the whole index (such as
+ * the publisher) keeps it after exporting another platform with --to.
+ */
+async function holdsVersion (context: AgentContext, refName: string, root: Descriptor, rootManifest: ReturnType<typeof parseManifest>, options: AbortOptions): Promise<boolean> {
+  const current = (await context.layout.refs(options)).get(refName)
+  if (current == null) {
+    return false
+  }
+  if (current.digest === root.digest) {
+    return true
+  }
+  return rootManifest.kind === 'index' && rootManifest.manifests.some(child => child.digest === current.digest)
 }
 
 /** Runs `task` over `items` with at most PULL_CONCURRENCY at once; the first failure rejects. */

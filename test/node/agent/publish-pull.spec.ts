@@ -82,6 +82,16 @@ describe('agent publish and pull across two agents', function () {
     expect(await blobNames(out)).to.have.length(3)
   })
 
+  it('keeps the whole index after a one-platform pull', async () => {
+    // The publisher holds every platform; exporting one must not narrow its own tag.
+    const indexRef = await findRef(fixture('busybox'), '1.35')
+    const out = await outputFolder()
+
+    await runCliOk(['pull', 'library/busybox:1.35', '--to', out, '--platform', 'linux/arm64', '--dir', a.dir])
+
+    expect((await findRef(a.dir, 'library/busybox:1.35'))?.digest).to.equal(indexRef?.digest)
+  })
+
   it('pulls by digest', async () => {
     const sourceRef = await findRef(fixture('micro-httpd'), 'v1')
     const out = await outputFolder()
