@@ -24,6 +24,8 @@ export interface PublishResult {
   blobCount: number
   /** Peers the gossip message went to directly. */
   announcedTo: number
+  /** Set when agents with this agent's trust policy would reject the new record. */
+  warning?: string
 }
 
 /**

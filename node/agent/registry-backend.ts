@@ -1,6 +1,7 @@
 /** The agent's implementation of the registry API's backend: its store, catalog and mesh fetcher. */
 import { resolve } from 'node:path'
 import { logger } from '@libp2p/logger'
+import { rejectedElsewhere } from '../catalog/trust.js'
 import { InvalidConfigError } from '../config/errors.js'
 import { RegistryServer } from '../registry/server.js'
 import { setMostRecent } from '../util/bounded-map.js'
@@ -161,6 +162,10 @@ export class AgentRegistryBackend implements RegistryBackend {
 
   async publishTag (repository: string, tag: string, descriptor: Descriptor, options?: AbortOptions): Promise<void> {
     await publishTag(this.context, repository, tag, descriptor, options)
+    const warning = rejectedElsewhere(this.context.catalog.trust, this.context.peerId, repository)
+    if (warning != null) {
+      log('a client pushed %s:%s, but %s', repository, tag, warning)
+    }
   }
 
   async deleteTag (repository: string, tag: string, options?: AbortOptions): Promise<boolean> {

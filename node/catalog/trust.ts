@@ -186,3 +186,29 @@ export class TrustPolicy {
     return this.trustEntries.some(entry => entry.matcher.test(repository))
   }
 }
+
+/**
+ * Returns a warning when this agent's policy would reject `publisher` for
+ * `repository`, ignoring its own exemption as the local peer. Other agents
+ * with the same policy then reject what this agent publishes there.
+ */
+export function rejectedElsewhere (trust: TrustPolicy, publisher: string, repository: string): string | undefined {
+  if (trust.mode === 'any') {
+    return undefined
+  }
+
+  const covering = trust.entries().filter(entry => matchesPattern(entry.repository, repository))
+  if (covering.some(entry => entry.peerId === publisher)) {
+    return undefined
+  }
+
+  const owner = trust.ownerOf(repository)
+  if (trust.mode === 'first-use' && covering.length === 0 && (owner == null || owner === publisher)) {
+    return undefined
+  }
+
+  const reason = covering.length > 0
+    ? `trust entries restrict ${repository} to other publishers`
+    : trust.mode === 'explicit' ? 'the trust mode is "explicit" and no entry names this agent' : `${repository} belongs to its first publisher ${owner ?? 'unknown'}`
+  return `${reason}, so agents with the same policy reject this record unless they run "kilomesh trust add ${publisher} --repository ${repository}"`
+}

@@ -36,6 +36,9 @@ ${COMMON_HELP}`,
       console.log(`published ${result.repository}:${result.tag} -> ${result.digest}`)
       console.log(`  ${result.blobCount} blobs, manifest ${formatBytes(result.sizeBytes)}, clock ${result.hlc}, announced to ${result.announcedTo} peer(s)`)
     }
+    if (result.warning != null) {
+      console.error(`warning: ${result.warning}`)
+    }
     return 0
   }
 }

@@ -10,7 +10,7 @@ import { parseReference, parseRepository } from '../../../protocol/reference.js'
 import { deleteTag } from '../../agent/publish.js'
 import { updateConfig } from '../../agent/subscription-config.js'
 import { InvalidTrustEntryError } from '../../catalog/errors.js'
-import { matchesPattern, type TrustEntry, type TrustMode, type TrustPolicy } from '../../catalog/trust.js'
+import { rejectedElsewhere, type TrustEntry, type TrustMode, type TrustPolicy } from '../../catalog/trust.js'
 import { RequestError, optionalString, requireString, type ControlRoute } from '../route.js'
 import type { AgentContext } from '../../agent/agent.js'
 import type { CatalogStats } from '../../catalog/catalog.js'
@@ -90,32 +90,6 @@ function parsePeerIdField (value: string): string {
   } catch {
     throw new RequestError(400, `invalid peer ID ${JSON.stringify(value.slice(0, 100))}: expected a libp2p peer ID such as 12D3KooW...; copy the one that "kilomesh status" prints on the publishing device`, 'InvalidTrustEntryError')
   }
-}
-
-/**
- * Returns a warning when this agent's policy would reject `publisher` for
- * `repository`, ignoring its own exemption as the local peer. Other agents
- * with the same policy then reject what this agent publishes there.
- */
-function rejectedElsewhere (trust: TrustPolicy, publisher: string, repository: string): string | undefined {
-  if (trust.mode === 'any') {
-    return undefined
-  }
-
-  const covering = trust.entries().filter(entry => matchesPattern(entry.repository, repository))
-  if (covering.some(entry => entry.peerId === publisher)) {
-    return undefined
-  }
-
-  const owner = trust.ownerOf(repository)
-  if (trust.mode === 'first-use' && covering.length === 0 && (owner == null || owner === publisher)) {
-    return undefined
-  }
-
-  const reason = covering.length > 0
-    ? `trust entries restrict ${repository} to other publishers`
-    : trust.mode === 'explicit' ? 'the trust mode is "explicit" and no entry names this agent' : `${repository} belongs to its first publisher ${owner ?? 'unknown'}`
-  return `${reason}, so agents with the same policy reject this record unless they run "kilomesh trust add ${publisher} --repository ${repository}"`
 }
 
 function trustView (trust: TrustPolicy): TrustView {

@@ -4,6 +4,7 @@ import { logger } from '@libp2p/logger'
 import { publishImage } from '../../agent/publish.js'
 import { pullImage } from '../../agent/pull.js'
 import { imagesView, peersView, statusView } from '../../agent/status.js'
+import { rejectedElsewhere } from '../../catalog/trust.js'
 import { parseBootstrapAddress } from '../../config/config.js'
 import { parsePlatform } from '../../image/platform.js'
 import { RequestError, optionalString, requireString, type ControlRoute } from '../route.js'
@@ -37,7 +38,14 @@ export const coreRoutes: ControlRoute[] = [
   {
     method: 'POST',
     path: '/publish',
-    handle: async ({ agent, body }) => publishImage(agent.context, requireString(body, 'reference'), requireString(body, 'from'))
+    handle: async ({ agent, body }) => {
+      const result = await publishImage(agent.context, requireString(body, 'reference'), requireString(body, 'from'))
+      const warning = rejectedElsewhere(agent.context.catalog.trust, agent.peerId, result.repository)
+      if (warning != null) {
+        log('published %s:%s, but %s', result.repository, result.tag, warning)
+      }
+      return warning == null ? result : { ...result, warning }
+    }
   },
   {
     method: 'POST',

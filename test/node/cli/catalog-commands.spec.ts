@@ -59,6 +59,17 @@ describe('cli tags, untag and trust', function () {
     expect(text).to.contain('solo/httpd')
   })
 
+  it('publish warns when peers would reject it', async () => {
+    // The entry added above gives demo/* to another publisher.
+    const result = await runCli(['publish', 'demo/warned:v1', '--from', `${fixture('micro-httpd')}:v1`, '--dir', agent.dir])
+    const json = JSON.parse(await runCliOk(['publish', 'demo/warned:v2', '--from', `${fixture('micro-httpd')}:v2`, '--json', '--dir', agent.dir])) as { warning?: string }
+
+    expect(result.code).to.equal(0)
+    expect(result.stderr).to.match(/^warning: trust entries restrict demo\/warned to other publishers/)
+    expect(result.stderr).to.contain(`kilomesh trust add ${agent.info.peerId} --repository demo/warned`)
+    expect(json.warning).to.match(/trust entries restrict demo\/warned/)
+  })
+
   it('trust rm removes the entry', async () => {
     await runCliOk(['trust', 'rm', STRANGER, '--dir', agent.dir])
 
