@@ -52,7 +52,21 @@ export const coreRoutes: ControlRoute[] = [
     path: '/connect',
     handle: async ({ agent, body }) => {
       const address = parseBootstrapAddress(body.multiaddr, 'peer address')
-      await agent.context.node.dial(multiaddr(address), { signal: AbortSignal.timeout(CONNECT_TIMEOUT_MS) })
+      const target = multiaddr(address)
+      const peer = target.getComponents().find(component => component.name === 'p2p')?.value
+      if (peer === agent.peerId) {
+        throw new RequestError(400, `${address} is this agent's own address; give the address of another agent (its "kilomesh status" prints it)`)
+      }
+
+      // libp2p returns the open connection for a dial to a connected peer,
+      // without trying the address. A forced dial tests the address itself,
+      // because the keeper redials it after a disconnect.
+      const node = agent.context.node
+      const alreadyConnected = node.getPeers().some(connected => connected.toString() === peer)
+      const connection = await node.dial(target, { signal: AbortSignal.timeout(CONNECT_TIMEOUT_MS), force: alreadyConnected })
+      if (alreadyConnected) {
+        await connection.close().catch(() => {})
+      }
       agent.context.connectivity.keep(address)
       return { connected: address }
     }

@@ -66,6 +66,25 @@ describe('agent lifecycle', function () {
     }
   })
 
+  it('connect tests the address of a connected peer', async () => {
+    const a = await startAgent()
+    const b = await startAgent({ bootstrap: [a.info.multiaddrs[0] ?? ''] })
+    try {
+      const wrongPort = `/ip4/127.0.0.1/tcp/1/p2p/${a.info.peerId}`
+      const own = b.info.multiaddrs[0] ?? ''
+
+      await runCliOk(['connect', a.info.multiaddrs[0] ?? '', '--dir', b.dir])
+      const wrong = await runCli(['connect', wrongPort, '--dir', b.dir])
+      const self = await runCli(['connect', own, '--dir', b.dir])
+
+      expect(wrong.code).to.equal(1)
+      expect(self.code).to.equal(1)
+      expect(self.stderr).to.contain('is this agent\'s own address')
+    } finally {
+      await cleanUp([a, b])
+    }
+  })
+
   it('tells a connected agent about a publish by gossip', async () => {
     const a = await startAgent()
     const b = await startAgent({ bootstrap: [a.info.multiaddrs[0] ?? ''] })
