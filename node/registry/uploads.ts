@@ -69,11 +69,19 @@ async function appendBody (request: RegistryRequest, session: UploadSession): Pr
     }
   }
 
-  if (declaredBytes != null && session.sizeBytes + declaredBytes > context.limits.maxUploadBytes) {
-    throw new RegistryError('BLOB_TOO_LARGE', `chunk of ${declaredBytes} bytes would grow upload ${session.id} past the limit of ${context.limits.maxUploadBytes} bytes`)
+  // An upload that outgrows the limit can never complete, so it is dropped
+  // with its partial file instead of holding an upload slot until it expires.
+  try {
+    if (declaredBytes != null && session.sizeBytes + declaredBytes > context.limits.maxUploadBytes) {
+      throw new RegistryError('BLOB_TOO_LARGE', `chunk of ${declaredBytes} bytes would grow upload ${session.id} past the limit of ${context.limits.maxUploadBytes} bytes; the upload is cancelled`)
+    }
+    await context.uploads.append(session, req, { signal, expectedBytes: expectedBytes ?? declaredBytes })
+  } catch (err) {
+    if (err instanceof RegistryError && err.errorName === 'BLOB_TOO_LARGE') {
+      await context.uploads.cancel(session).catch(() => {})
+    }
+    throw err
   }
-
-  await context.uploads.append(session, req, { signal, expectedBytes: expectedBytes ?? declaredBytes })
 }
 
 /** Stores a blob sent whole with `POST ...?digest=`, straight into the content store. */

@@ -213,6 +213,24 @@ describe('registry uploads', () => {
     assert.equal(response.code, 'TOOMANYREQUESTS')
   })
 
+  it('chunk over the limit cancels the upload', async () => {
+    await registry.stop()
+    registry = await startRegistry({ maxUploads: 3, uploadTtlMs: 60_000, maxUploadBytes: 1_000 })
+    const declared = await startUpload()
+    const streamed = await startUpload()
+
+    const tooLarge = await send(registry.port, 'PATCH', declared, { body: Buffer.alloc(1_001) })
+    const tooLargeChunked = await send(registry.port, 'PATCH', streamed, { headers: { 'Transfer-Encoding': 'chunked' }, body: Buffer.alloc(1_001) })
+    const statusAfter = await send(registry.port, 'GET', declared)
+    const statusAfterChunked = await send(registry.port, 'GET', streamed)
+
+    assert.equal(tooLarge.status, 413)
+    assert.equal(tooLargeChunked.status, 413)
+    assert.equal(statusAfter.status, 404)
+    assert.equal(statusAfterChunked.status, 404)
+    assert.deepEqual(await readdir(join(registry.dir, 'uploads')), [])
+  })
+
   it('idle uploads expire with their file', async () => {
     const location = await startUpload()
     await send(registry.port, 'PATCH', location, { body: Buffer.from('12345') })
