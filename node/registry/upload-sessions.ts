@@ -20,6 +20,14 @@ const log = logger('kilomesh:registry:uploads')
 /** Maximum time between two expiry sweeps. */
 const MAX_SWEEP_INTERVAL_MS = 60_000
 
+/**
+ * Idle time after which an upload that never received a byte is dropped.
+ * Clients send their first chunk right after starting an upload, so an
+ * empty one this old was abandoned. Without a shorter limit, a client that
+ * only starts uploads holds every upload slot for the whole idle time.
+ */
+export const EMPTY_UPLOAD_TTL_MS = 5 * 60_000
+
 const UPLOAD_ID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 
 /** One upload in progress. */
@@ -200,11 +208,15 @@ export class UploadSessions {
     }
   }
 
-  /** Drops every upload idle since before `nowMs - uploadTtlMs`; returns how many were dropped. */
+  /**
+   * Drops every upload idle since before `nowMs - uploadTtlMs`, and every
+   * empty one idle for EMPTY_UPLOAD_TTL_MS; returns how many were dropped.
+   */
   async expireIdle (nowMs: number): Promise<number> {
     let expired = 0
     for (const session of [...this.sessions.values()]) {
-      if (!session.busy && nowMs - session.lastUsedMs > this.init.uploadTtlMs) {
+      const ttlMs = session.sizeBytes === 0 ? Math.min(this.init.uploadTtlMs, EMPTY_UPLOAD_TTL_MS) : this.init.uploadTtlMs
+      if (!session.busy && nowMs - session.lastUsedMs > ttlMs) {
         await this.remove(session)
         expired++
         log('expired upload %s of %s after %d ms idle', session.id, session.repository, nowMs - session.lastUsedMs)

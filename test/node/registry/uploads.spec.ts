@@ -245,6 +245,20 @@ describe('registry uploads', () => {
     assert.deepEqual(await readdir(join(registry.dir, 'uploads')), [])
   })
 
+  it('empty uploads expire after five minutes', async () => {
+    await registry.stop()
+    registry = await startRegistry({ maxUploads: 3, uploadTtlMs: 3_600_000 })
+    const empty = await startUpload()
+    const started = await startUpload()
+    await send(registry.port, 'PATCH', started, { body: Buffer.from('12345') })
+
+    const expired = await registry.server.uploads.expireIdle(Date.now() + 5 * 60_000 + 1_000)
+
+    assert.equal(expired, 1)
+    assert.equal((await send(registry.port, 'GET', empty)).status, 404)
+    assert.equal((await send(registry.port, 'GET', started)).status, 204)
+  })
+
   it('restart removes leftover partial files', async () => {
     await writeFile(join(registry.dir, 'uploads', 'left-over'), 'partial')
 
