@@ -105,6 +105,10 @@ async function pullParsed (context: AgentContext, parsed: ImageReference, refere
     root = { digest: parsed.digest, mediaType: '', size: -1 }
   } else {
     const resolved = await resolveTag(context, parsed.repository, parsed.tag, options)
+    const tombstone = context.catalog.get(parsed.repository, parsed.tag)
+    if (resolved == null && tombstone?.record.deleted === true) {
+      throw new TagNotFoundError(`tag ${reference} was deleted by ${tombstone.record.publisher} at ${new Date(tombstone.record.hlc.wallMs).toISOString()}; pull an image by digest (REPOSITORY@sha256:...), or publish the tag again`)
+    }
     if (resolved == null) {
       throw new TagNotFoundError(`tag ${reference} is not known to this agent or to its ${context.node.getPeers().length} connected peer(s); check the name, or connect to a peer that has it`)
     }

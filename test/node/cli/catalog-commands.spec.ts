@@ -127,6 +127,13 @@ describe('cli tags, untag and trust', function () {
     expect(again.stderr).to.contain('is already deleted')
   })
 
+  it('pull of a deleted tag says it was deleted', async () => {
+    const result = await runCli(['pull', 'solo/httpd:v1', '--dir', agent.dir])
+
+    expect(result.code).to.equal(1)
+    expect(result.stderr).to.contain(`tag solo/httpd:v1 was deleted by ${agent.info.peerId}`)
+  })
+
   it('debug routes answer 404 without test hooks', async () => {
     const client = await ControlClient.connect(agent.dir)
 
