@@ -132,6 +132,15 @@ async function serveManifest (request: RegistryRequest, repository: string, refe
 
   // The client requests these next, so fetching them now overlaps the mesh round trips.
   request.context.prefetcher.start(childDescriptors(loaded.manifest), loaded.digest)
+  // For an index, the image of this device's platform is the likely next
+  // pull, so its blobs are fetched as well. Other platforms' layers are
+  // left alone: a device would download every architecture for nothing.
+  if (loaded.manifest.kind === 'index') {
+    const local = selectManifests(loaded.manifest, localPlatform())[0]
+    if (local != null) {
+      request.context.prefetcher.startChildrenOf(local)
+    }
+  }
 
   res.statusCode = 200
   res.setHeader('Content-Type', loaded.manifest.mediaType)

@@ -8,6 +8,7 @@
  * flight waits for that fetch instead of starting its own.
  */
 import { logger } from '@libp2p/logger'
+import { childDescriptors, parseManifest } from '../image/manifest.js'
 import type { FetchedBlob, RegistryBackend } from './backend.js'
 import type { OciDigest } from '../../protocol/digest.js'
 import type { Descriptor } from '../image/manifest.js'
@@ -53,6 +54,25 @@ export class Prefetcher {
       const fetch = this.fetch(descriptor, parent).finally(() => this.inFlight.delete(descriptor.digest))
       this.inFlight.set(descriptor.digest, fetch)
     }
+  }
+
+  /**
+   * Starts fetching the config and layers of `manifest` once the manifest
+   * itself is local, from its own prefetch or the store. The registry calls
+   * it for the child of an index that matches this device's platform: the
+   * container runtime on the device requests that image's blobs next.
+   */
+  startChildrenOf (manifest: Descriptor): void {
+    void (async () => {
+      const fetched = await this.pending(manifest.digest)
+      const bytes = fetched?.bytes ?? (await this.backend.store.has(manifest.digest) ? await this.backend.store.read(manifest.digest) : undefined)
+      if (bytes == null) {
+        return
+      }
+      this.start(childDescriptors(parseManifest(bytes, manifest.mediaType)), manifest.digest)
+    })().catch(err => {
+      log('could not prefetch the blobs of %s - %e', manifest.digest, err)
+    })
   }
 
   private async fetch (descriptor: Descriptor, parent: OciDigest | undefined): Promise<FetchedBlob | undefined> {
