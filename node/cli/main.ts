@@ -81,6 +81,11 @@ export async function main (args: string[]): Promise<number> {
     }
     return await command.run(values, positionals)
   } catch (err: any) {
+    // Scripts that ask for --json get errors as one JSON line on stderr too.
+    if (rest.includes('--json')) {
+      console.error(JSON.stringify({ error: { command: command.name, name: err.name ?? 'Error', message: err.message ?? String(err) } }))
+      return err instanceof UsageError ? 2 : 1
+    }
     if (err instanceof UsageError) {
       console.error(`kilomesh ${command.name}: ${err.message}\nRun "kilomesh ${command.name} --help" for usage.`)
       return 2

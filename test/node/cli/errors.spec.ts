@@ -50,6 +50,20 @@ describe('cli invalid input', function () {
     })
   }
 
+  it('prints errors as JSON with --json', async () => {
+    const failed = await runCli(['pull', 'demo/none:v1', '--json', '--dir', agent.dir])
+    const unparsable = await runCli(['pull', '--json', '--dir', agent.dir])
+
+    expect(failed.code).to.equal(1)
+    expect(failed.stdout).to.equal('')
+    const error = (JSON.parse(failed.stderr) as { error: { command: string, name: string, message: string } }).error
+    expect(error.command).to.equal('pull')
+    expect(error.name).to.equal('TagNotFoundError')
+    expect(error.message).to.contain('demo/none:v1')
+    expect(unparsable.code).to.equal(2)
+    expect((JSON.parse(unparsable.stderr) as { error: { name: string } }).error.name).to.equal('UsageError')
+  })
+
   it('rejects a bad bootstrap address at agent start', async () => {
     const result = await runCli(['agent', '--dir', agent.dir, '--bootstrap', '/ip4/127.0.0.1/tcp/1'])
 
