@@ -7,7 +7,7 @@ import { setMaxListeners } from 'node:events'
 import { logger } from '@libp2p/logger'
 import { parseReference, type ImageReference } from '../../protocol/reference.js'
 import { childDescriptors, parseManifest, type Descriptor, type Platform } from '../image/manifest.js'
-import { localPlatform, selectManifests } from '../image/platform.js'
+import { localPlatform, platformMatches, selectManifests } from '../image/platform.js'
 import { resolveFromPeers } from '../net/resolve.js'
 import { PullTimeoutError, TagNotFoundError } from './errors.js'
 import type { AgentContext } from './agent.js'
@@ -155,6 +155,12 @@ async function pullParsed (context: AgentContext, parsed: ImageReference, refere
       image = selected[0]
     }
   } else {
+    // A single image given with an explicit --platform must be for that
+    // platform. Its config says which one, so it is fetched first.
+    if (options.platform != null && options.platform !== 'all' && rootManifest.kind === 'image') {
+      await fetchOne(rootManifest.config)
+      checkImagePlatform(await context.store.read(rootManifest.config.digest, options), options.platform, reference)
+    }
     leaves.push(...childDescriptors(rootManifest))
   }
 
@@ -201,6 +207,28 @@ async function holdsVersion (context: AgentContext, refName: string, root: Descr
     return true
   }
   return rootManifest.kind === 'index' && rootManifest.manifests.some(child => child.digest === current.digest)
+}
+
+/**
+ * Throws TagNotFoundError when an image config names an os or architecture
+ * other than `platform`. A config without them (such as an artifact's) passes.
+ */
+function checkImagePlatform (configBytes: Uint8Array, platform: Platform, reference: string): void {
+  let config: { os?: unknown, architecture?: unknown, variant?: unknown }
+  try {
+    config = JSON.parse(new TextDecoder().decode(configBytes))
+  } catch {
+    return
+  }
+  if (typeof config.os !== 'string' || typeof config.architecture !== 'string') {
+    return
+  }
+
+  const actual: Platform = { os: config.os, architecture: config.architecture, ...(typeof config.variant === 'string' ? { variant: config.variant } : {}) }
+  if (!platformMatches(actual, platform)) {
+    const name = (entry: Platform): string => `${entry.os}/${entry.architecture}${entry.variant != null ? `/${entry.variant}` : ''}`
+    throw new TagNotFoundError(`${reference} is an image for ${name(actual)}, not ${name(platform)}; pass --platform ${name(actual)}, or omit --platform`)
+  }
 }
 
 /** Runs `task` over `items` with at most PULL_CONCURRENCY at once; the first failure rejects. */

@@ -92,6 +92,15 @@ describe('agent publish and pull across two agents', function () {
     expect((await findRef(a.dir, 'library/busybox:1.35'))?.digest).to.equal(indexRef?.digest)
   })
 
+  it('rejects another platform for a single image', async () => {
+    const out = await outputFolder()
+
+    const result = await runCli(['pull', 'demo/httpd:v1', '--to', out, '--platform', 'windows/amd64', '--dir', b.dir])
+
+    expect(result.code).to.equal(1)
+    expect(result.stderr).to.contain('demo/httpd:v1 is an image for linux/amd64, not windows/amd64')
+  })
+
   it('pulls by digest', async () => {
     const sourceRef = await findRef(fixture('micro-httpd'), 'v1')
     const out = await outputFolder()
