@@ -156,7 +156,7 @@ async function pullParsed (context: AgentContext, parsed: ImageReference, refere
     }
   } else {
     // A single image given with an explicit --platform must be for that
-    // platform. Its config says which one, so it is fetched first.
+    // platform. Its config names the platform, so it is fetched first.
     if (options.platform != null && options.platform !== 'all' && rootManifest.kind === 'image') {
       await fetchOne(rootManifest.config)
       checkImagePlatform(await context.store.read(rootManifest.config.digest, options), options.platform, reference)
