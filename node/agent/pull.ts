@@ -24,6 +24,11 @@ export interface PullOptions extends AbortOptions {
   to?: string
   /** Platform to take from an index; the local platform when omitted. */
   platform?: Platform | 'all'
+  /**
+   * The user named `platform`, so a single-platform image for another
+   * platform is an error rather than the only image there is.
+   */
+  platformRequired?: boolean
   onProgress?: (progress: FetchProgress) => void
   /** How long each blob fetch keeps looking when no peer holds it yet; see FetchOptions. */
   waitForSourcesMs?: number
@@ -157,7 +162,7 @@ async function pullParsed (context: AgentContext, parsed: ImageReference, refere
   } else {
     // A single image given with an explicit --platform must be for that
     // platform. Its config names the platform, so it is fetched first.
-    if (options.platform != null && options.platform !== 'all' && rootManifest.kind === 'image') {
+    if (options.platformRequired === true && options.platform != null && options.platform !== 'all' && rootManifest.kind === 'image') {
       await fetchOne(rootManifest.config)
       checkImagePlatform(await context.store.read(rootManifest.config.digest, options), options.platform, reference)
     }

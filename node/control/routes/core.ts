@@ -92,6 +92,7 @@ export const coreRoutes: ControlRoute[] = [
         const result = await pullImage(agent.context, reference, {
           to: optionalString(body, 'to'),
           platform,
+          platformRequired: platform != null,
           signal: AbortSignal.timeout(timeoutSeconds * 1000),
           onProgress: progress => {
             // At most ten progress lines a second, plus the last one of each blob.
