@@ -147,7 +147,8 @@ export class BlobServer {
 
     let sizeBytes: number
     let blob: OpenBlob | undefined
-    if (await this.store.stat(request.digest) == null) {
+    // The store is asked twice only for a blob in transit to this agent.
+    if (this.incoming.receivingFrom(request.digest) != null && await this.store.stat(request.digest) == null) {
       await this.awaitArrival(request.digest, peer, options)
     }
 
