@@ -7,7 +7,7 @@ import { setMaxListeners } from 'node:events'
 import { logger } from '@libp2p/logger'
 import { parseReference, type ImageReference } from '../../protocol/reference.js'
 import { childDescriptors, parseManifest, type Descriptor, type Platform } from '../image/manifest.js'
-import { localPlatform, platformMatches, selectManifests } from '../image/platform.js'
+import { formatPlatform, localPlatform, platformMatches, selectManifests } from '../image/platform.js'
 import { resolveFromPeers } from '../net/resolve.js'
 import { PullTimeoutError, TagNotFoundError } from './errors.js'
 import type { AgentContext } from './agent.js'
@@ -146,7 +146,7 @@ async function pullParsed (context: AgentContext, parsed: ImageReference, refere
   if (rootManifest.kind === 'index') {
     const selected = selectManifests(rootManifest, platform)
     if (selected.length === 0) {
-      const available = rootManifest.manifests.map(child => child.platform == null ? 'unknown' : `${child.platform.os}/${child.platform.architecture}${child.platform.variant != null ? `/${child.platform.variant}` : ''}`)
+      const available = rootManifest.manifests.map(child => child.platform == null ? 'unknown' : formatPlatform(child.platform))
       throw new TagNotFoundError(`${reference} has no manifest for platform ${typeof platform === 'string' ? platform : `${platform.os}/${platform.architecture}`}; available: ${available.join(', ')}; pass --platform`)
     }
 
@@ -200,7 +200,7 @@ async function pullParsed (context: AgentContext, parsed: ImageReference, refere
 /**
  * Returns true when the data directory's tag already names this version:
  * its root, or one of the root's platform manifests. A pull of one platform
- * then leaves the tag alone, so a device that holds the whole index (such as
+ * then leaves the tag alone, so a device that has the whole index (such as
  * the publisher) keeps it after exporting another platform with --to.
  */
 async function holdsVersion (context: AgentContext, refName: string, root: Descriptor, rootManifest: ReturnType<typeof parseManifest>, options: AbortOptions): Promise<boolean> {
@@ -231,8 +231,7 @@ function checkImagePlatform (configBytes: Uint8Array, platform: Platform, refere
 
   const actual: Platform = { os: config.os, architecture: config.architecture, ...(typeof config.variant === 'string' ? { variant: config.variant } : {}) }
   if (!platformMatches(actual, platform)) {
-    const name = (entry: Platform): string => `${entry.os}/${entry.architecture}${entry.variant != null ? `/${entry.variant}` : ''}`
-    throw new TagNotFoundError(`${reference} is an image for ${name(actual)}, not ${name(platform)}; pass --platform ${name(actual)}, or omit --platform`)
+    throw new TagNotFoundError(`${reference} is an image for ${formatPlatform(actual)}, not ${formatPlatform(platform)}; pass --platform ${formatPlatform(actual)}, or omit --platform`)
   }
 }
 
