@@ -14,9 +14,9 @@ export interface CliResult {
   stderr: string
 }
 
-/** Runs the CLI to completion; never throws on a non-zero exit. */
-export async function runCli (args: string[], options: { env?: NodeJS.ProcessEnv, timeoutMs?: number } = {}): Promise<CliResult> {
-  const child = spawn(process.execPath, [CLI_PATH, ...args], {
+/** Runs the CLI (or the script at `cliPath`, such as the bundle) to completion; never throws on a non-zero exit. */
+export async function runCli (args: string[], options: { env?: NodeJS.ProcessEnv, timeoutMs?: number, cliPath?: string } = {}): Promise<CliResult> {
+  const child = spawn(process.execPath, [options.cliPath ?? CLI_PATH, ...args], {
     env: { ...process.env, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
     timeout: options.timeoutMs ?? 60_000
@@ -77,9 +77,9 @@ async function sleep (ms: number): Promise<void> {
 }
 
 /** Starts `kilomesh agent` on loopback with a free port and waits for agent.json. */
-export async function startAgent (options: { dir?: string, bootstrap?: string[], registry?: string, env?: NodeJS.ProcessEnv, timeoutMs?: number } = {}): Promise<TestAgent> {
+export async function startAgent (options: { dir?: string, bootstrap?: string[], registry?: string, env?: NodeJS.ProcessEnv, timeoutMs?: number, cliPath?: string } = {}): Promise<TestAgent> {
   const dir = options.dir ?? await createDataDir()
-  const args = [CLI_PATH, 'agent', '--dir', dir, '--listen', '/ip4/127.0.0.1/tcp/0', '--registry', options.registry ?? 'off']
+  const args = [options.cliPath ?? CLI_PATH, 'agent', '--dir', dir, '--listen', '/ip4/127.0.0.1/tcp/0', '--registry', options.registry ?? 'off']
   for (const address of options.bootstrap ?? []) {
     args.push('--bootstrap', address)
   }
