@@ -33,7 +33,7 @@ const MAX_PROBED_PEERS = 8
 export const BUSY_LOOKUP_INTERVAL_MS = 10_000
 
 /**
- * Longest random wait before the first DHT lookup for a blob that no
+ * Maximum random wait before the first DHT lookup for a blob that no
  * connected peer has or is receiving, in ms. In a rollout the devices learn
  * of a new version together, so the neighbours of a device usually start
  * receiving the blob within this wait and then respond BUSY with their

@@ -79,7 +79,7 @@ export const MAX_UPLOADS_PER_BLOB = 4
 export const UPLOAD_WINDOW_MS = 120_000
 
 /**
- * Longest time the blob server keeps a request waiting for a blob arriving
+ * Maximum time the blob server keeps a request waiting for a blob arriving
  * from another peer, before it responds. It stays below RESOLVE_TIMEOUT_MS,
  * the time a client gives a peer to respond whether it has a blob.
  */

@@ -13,7 +13,7 @@ describe('SourceFinder', function () {
     await stopLocalAgents(agents.splice(0))
   })
 
-  it('waits for busy holders before a DHT lookup, then looks up once per interval', async () => {
+  it('defers DHT lookups while holders are busy', async () => {
     const holder = await startLocalAgent()
     agents.push(holder)
     const receivers: Agent[] = []
