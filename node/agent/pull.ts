@@ -7,7 +7,7 @@ import { setMaxListeners } from 'node:events'
 import { logger } from '@libp2p/logger'
 import { parseReference, type ImageReference } from '../../protocol/reference.js'
 import { childDescriptors, parseManifest, type Descriptor, type Platform } from '../image/manifest.js'
-import { formatPlatform, localPlatform, platformMatches, selectManifests } from '../image/platform.js'
+import { formatPlatform, localPlatform, platformMatches, selectNestedManifests } from '../image/platform.js'
 import { resolveFromPeers } from '../net/resolve.js'
 import { PullTimeoutError, TagNotFoundError } from './errors.js'
 import type { AgentContext } from './agent.js'
@@ -143,11 +143,21 @@ async function pullParsed (context: AgentContext, parsed: ImageReference, refere
   const leaves: Descriptor[] = []
   let blobCount = 1
 
+  // Digests that count as this version for holdsVersion: the root's
+  // children, and every index and manifest the selection went through.
+  const versionDigests = new Set<string>(rootManifest.kind === 'index' ? rootManifest.manifests.map(child => child.digest) : [])
+
   if (rootManifest.kind === 'index') {
-    const selected = selectManifests(rootManifest, platform)
+    // Nested indexes are fetched one level at a time, as the walk reaches them.
+    const loadIndex = async (child: Descriptor): Promise<ReturnType<typeof parseManifest>> => {
+      await fetchOne(child)
+      return parseManifest(await context.store.read(child.digest, options), child.mediaType)
+    }
+    const selection = await selectNestedManifests(rootManifest, root.digest, platform, loadIndex, options)
+    const selected = selection.manifests
     if (selected.length === 0) {
-      const available = rootManifest.manifests.map(child => child.platform == null ? 'unknown' : formatPlatform(child.platform))
-      throw new TagNotFoundError(`${reference} has no manifest for platform ${typeof platform === 'string' ? platform : `${platform.os}/${platform.architecture}`}; available: ${available.join(', ')}; pass --platform`)
+      const available = selection.availablePlatforms.length === 0 ? 'none listed' : selection.availablePlatforms.join(', ')
+      throw new TagNotFoundError(`${reference} has no manifest for platform ${typeof platform === 'string' ? platform : formatPlatform(platform)}; available: ${available}; pass --platform`)
     }
 
     await runLimited(selected, fetchOne)
@@ -155,7 +165,10 @@ async function pullParsed (context: AgentContext, parsed: ImageReference, refere
       const manifest = parseManifest(await context.store.read(child.digest, options), child.mediaType)
       leaves.push(...childDescriptors(manifest))
     }
-    blobCount += selected.length
+    for (const child of [...selection.indexes, ...selected]) {
+      versionDigests.add(child.digest)
+    }
+    blobCount += selection.indexes.length + selected.length
     if (selected.length === 1 && platform !== 'all' && selected[0] != null) {
       image = selected[0]
     }
@@ -172,7 +185,7 @@ async function pullParsed (context: AgentContext, parsed: ImageReference, refere
   await runLimited(leaves, fetchOne)
   blobCount += leaves.length
 
-  if (parsed.tag != null && !await holdsVersion(context, `${parsed.repository}:${parsed.tag}`, root, rootManifest, options)) {
+  if (parsed.tag != null && !await holdsVersion(context, `${parsed.repository}:${parsed.tag}`, root, versionDigests, options)) {
     await context.layout.setRef(`${parsed.repository}:${parsed.tag}`, { mediaType: image.mediaType, digest: image.digest, size: image.size })
   }
 
@@ -199,19 +212,17 @@ async function pullParsed (context: AgentContext, parsed: ImageReference, refere
 
 /**
  * Returns true when the data directory's tag already names this version:
- * its root, or one of the root's platform manifests. A pull of one platform
- * then leaves the tag alone, so a device that has the whole index (such as
- * the publisher) keeps it after exporting another platform with --to.
+ * its root, or one of the manifests or nested indexes under the root
+ * (`versionDigests`). A pull of one platform then leaves the tag alone, so
+ * a device that has the whole index (such as the publisher) keeps it after
+ * exporting another platform with --to.
  */
-async function holdsVersion (context: AgentContext, refName: string, root: Descriptor, rootManifest: ReturnType<typeof parseManifest>, options: AbortOptions): Promise<boolean> {
+async function holdsVersion (context: AgentContext, refName: string, root: Descriptor, versionDigests: Set<string>, options: AbortOptions): Promise<boolean> {
   const current = (await context.layout.refs(options)).get(refName)
   if (current == null) {
     return false
   }
-  if (current.digest === root.digest) {
-    return true
-  }
-  return rootManifest.kind === 'index' && rootManifest.manifests.some(child => child.digest === current.digest)
+  return current.digest === root.digest || versionDigests.has(current.digest)
 }
 
 /**

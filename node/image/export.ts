@@ -13,7 +13,7 @@ import { LAYOUT_MARKER_FILE, OciLayout } from '../store/layout.js'
 import { InvalidExportDestinationError, errorCode } from './errors.js'
 import { listImageBlobs, readStoredManifest, type PlatformOptions } from './image-graph.js'
 import { isIndexMediaType } from './media-types.js'
-import { requireManifests } from './platform.js'
+import { noMatchingPlatformError, selectNestedManifests } from './platform.js'
 import type { Descriptor } from './manifest.js'
 import type { BlobStore } from '../store/blob-store.js'
 import type { AbortOptions } from '@libp2p/interface'
@@ -105,28 +105,26 @@ async function copyBlob (store: BlobStore, descriptor: Descriptor, path: string,
 }
 
 /**
- * Follows an index down to its one selected manifest, as `skopeo copy`
- * without --all does; stays at the index when the platform is `all` or
- * several manifests match.
+ * Follows an index, through any nested indexes, down to its one selected
+ * manifest, as `skopeo copy` without --all does. Stays at the index when
+ * the platform is `all` or several manifests match.
  */
 async function chooseRoot (store: BlobStore, descriptor: Descriptor, options?: PlatformOptions): Promise<Descriptor> {
   const platform = options?.platform ?? 'all'
-  let root = descriptor
-
-  while (platform !== 'all' && isIndexMediaType(root.mediaType)) {
-    const manifest = await readStoredManifest(store, root, options)
-    if (manifest.kind !== 'index') {
-      break
-    }
-
-    const selected = requireManifests(manifest, platform, root.digest)
-    if (selected.length !== 1 || selected[0] == null) {
-      break
-    }
-    root = selected[0]
+  if (platform === 'all' || !isIndexMediaType(descriptor.mediaType)) {
+    return descriptor
   }
 
-  return root
+  const manifest = await readStoredManifest(store, descriptor, options)
+  if (manifest.kind !== 'index') {
+    return descriptor
+  }
+
+  const selection = await selectNestedManifests(manifest, descriptor.digest, platform, async child => readStoredManifest(store, child, options), options)
+  if (selection.manifests.length === 0) {
+    throw noMatchingPlatformError(descriptor.digest, platform, selection.availablePlatforms)
+  }
+  return selection.manifests.length === 1 && selection.manifests[0] != null ? selection.manifests[0] : descriptor
 }
 
 /**

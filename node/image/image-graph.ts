@@ -7,7 +7,8 @@ import { MAX_MANIFEST_BYTES } from '../../protocol/constants.js'
 import { BlobNotFoundError } from '../store/errors.js'
 import { InvalidManifestError } from './errors.js'
 import { childDescriptors, isManifestDescriptor, parseManifest, type Descriptor, type ParsedManifest, type Platform } from './manifest.js'
-import { requireManifests } from './platform.js'
+import { isIndexMediaType } from './media-types.js'
+import { noMatchingPlatformError, selectNestedManifests } from './platform.js'
 import type { OciDigest } from '../../protocol/digest.js'
 import type { BlobStore } from '../store/blob-store.js'
 import type { AbortOptions } from '@libp2p/interface'
@@ -34,14 +35,27 @@ export async function readStoredManifest (store: BlobStore, descriptor: Descript
 
 /**
  * Walks an image already in `store` and returns every descriptor under
- * `descriptor`, itself first and each digest once, following only the
- * selected platforms of an index. Throws BlobNotFoundError for a missing
- * blob and NoMatchingPlatformError when an index has no selected platform.
+ * `descriptor`, itself first and each digest once. In an index it follows
+ * only the selected platforms, descending into nested indexes. Throws
+ * BlobNotFoundError for a missing blob and NoMatchingPlatformError when an
+ * index root has no manifest for the selected platform at any depth.
  */
 export async function listImageBlobs (store: BlobStore, descriptor: Descriptor, options?: PlatformOptions): Promise<Descriptor[]> {
   const platform = options?.platform ?? 'all'
   const found: Descriptor[] = []
   const seen = new Set<OciDigest>()
+
+  // Only manifests get here; the indexes under an index root were walked already.
+  const readManifest = async (current: Descriptor, where: string): Promise<ParsedManifest> => {
+    try {
+      return await readStoredManifest(store, current, options)
+    } catch (err) {
+      if (err instanceof BlobNotFoundError) {
+        throw new BlobNotFoundError(`manifest ${current.digest} (${where}) is not in the store`)
+      }
+      throw err
+    }
+  }
 
   const visit = async (current: Descriptor, where: string): Promise<void> => {
     options?.signal?.throwIfAborted()
@@ -62,20 +76,32 @@ export async function listImageBlobs (store: BlobStore, descriptor: Descriptor, 
       return
     }
 
-    let manifest: ParsedManifest
-    try {
-      manifest = await readStoredManifest(store, current, options)
-    } catch (err) {
-      if (err instanceof BlobNotFoundError) {
-        throw new BlobNotFoundError(`manifest ${current.digest} (${where}) is not in the store`)
-      }
-      throw err
-    }
+    const manifest = await readManifest(current, where)
     found.push(current)
 
-    const children = manifest.kind === 'index' ? requireManifests(manifest, platform, current.digest) : childDescriptors(manifest)
-    for (const child of children) {
-      await visit(child, `referenced by ${current.digest}`)
+    if (manifest.kind === 'image') {
+      for (const child of childDescriptors(manifest)) {
+        await visit(child, `referenced by ${current.digest}`)
+      }
+      return
+    }
+
+    // The selection descends through nested indexes itself, so that a
+    // nested index without the platform is not an error while a sibling
+    // has it. Each nested index is then listed like any other blob.
+    const selection = await selectNestedManifests(manifest, current.digest, platform, async child => readManifest(child, `listed by an index under ${current.digest}`), options)
+    if (selection.manifests.length === 0) {
+      throw noMatchingPlatformError(current.digest, platform, selection.availablePlatforms)
+    }
+    for (const child of [...selection.indexes, ...selection.manifests]) {
+      if (isIndexMediaType(child.mediaType)) {
+        if (!seen.has(child.digest)) {
+          seen.add(child.digest)
+          found.push(child)
+        }
+        continue
+      }
+      await visit(child, `selected from index ${current.digest}`)
     }
   }
 

@@ -6,8 +6,18 @@
  * @see https://github.com/opencontainers/image-spec/blob/main/image-index.md#platform-variants
  */
 import { arch, endianness, platform as nodePlatform } from 'node:os'
-import { InvalidPlatformError, NoMatchingPlatformError } from './errors.js'
+import { InvalidManifestError, InvalidPlatformError, NoMatchingPlatformError } from './errors.js'
+import { isIndexMediaType } from './media-types.js'
 import type { Descriptor, ParsedManifest, Platform } from './manifest.js'
+import type { OciDigest } from '../../protocol/digest.js'
+import type { AbortOptions } from '@libp2p/interface'
+
+/**
+ * Maximum depth of image indexes nested inside an index that a platform
+ * selection descends into. The OCI image spec sets no limit. This one
+ * bounds the fetches that a hostile chain of indexes can cause.
+ */
+export const MAX_INDEX_NESTING_DEPTH = 8
 
 const PART_PATTERN = /^[a-z0-9][a-z0-9._-]{0,63}$/
 
@@ -83,14 +93,80 @@ export function platformMatches (candidate: Platform, requested: Platform): bool
 /**
  * Returns the manifests of an index for a platform (os, architecture, and
  * variant when given), or all of them for `all`. Entries without a platform
- * field, such as attestations, only match `all`.
+ * field, such as attestations, only match `all`, except nested image
+ * indexes: an index entry without a platform is returned for the caller to
+ * descend into, because the platforms are listed one level down.
  */
 export function selectManifests (index: ParsedManifest & { kind: 'index' }, platform: Platform | 'all'): Descriptor[] {
   if (platform === 'all') {
     return [...index.manifests]
   }
 
-  return index.manifests.filter(descriptor => descriptor.platform != null && platformMatches(descriptor.platform, platform))
+  return index.manifests.filter(descriptor => descriptor.platform == null ? isIndexMediaType(descriptor.mediaType) : platformMatches(descriptor.platform, platform))
+}
+
+/** Manifests chosen from an index and the indexes nested in it. */
+export interface PlatformSelection {
+  /** Selected manifests that are not indexes, each digest once, in index order. */
+  manifests: Descriptor[]
+  /** Nested indexes descended into, each digest once, the root excluded. */
+  indexes: Descriptor[]
+  /** Every platform listed in the indexes descended into, for error messages. */
+  availablePlatforms: string[]
+}
+
+/**
+ * Selects manifests for a platform from `index` and from every index nested
+ * in it that selectManifests returns, loading each nested index with `load`
+ * (which may fetch it). Returns an empty `manifests` when nothing matches.
+ * Throws InvalidManifestError when indexes nest deeper than
+ * MAX_INDEX_NESTING_DEPTH or a nested index descriptor points at an image.
+ */
+export async function selectNestedManifests (index: ParsedManifest & { kind: 'index' }, indexDigest: OciDigest, platform: Platform | 'all', load: (descriptor: Descriptor) => Promise<ParsedManifest>, options?: AbortOptions): Promise<PlatformSelection> {
+  const selection: PlatformSelection = { manifests: [], indexes: [], availablePlatforms: [] }
+  const seen = new Set<OciDigest>([indexDigest])
+
+  const visit = async (current: ParsedManifest & { kind: 'index' }, currentDigest: OciDigest, depth: number): Promise<void> => {
+    for (const descriptor of current.manifests) {
+      const listed = descriptor.platform == null ? undefined : formatPlatform(descriptor.platform)
+      if (listed != null && !selection.availablePlatforms.includes(listed)) {
+        selection.availablePlatforms.push(listed)
+      }
+    }
+
+    for (const child of selectManifests(current, platform)) {
+      options?.signal?.throwIfAborted()
+      if (seen.has(child.digest)) {
+        continue
+      }
+      seen.add(child.digest)
+
+      if (!isIndexMediaType(child.mediaType)) {
+        selection.manifests.push(child)
+        continue
+      }
+
+      if (depth >= MAX_INDEX_NESTING_DEPTH) {
+        throw new InvalidManifestError(`image index ${indexDigest} nests indexes more than ${MAX_INDEX_NESTING_DEPTH} levels deep (at ${child.digest}); flatten the index`)
+      }
+      const nested = await load(child)
+      if (nested.kind !== 'index') {
+        throw new InvalidManifestError(`image index ${currentDigest} lists ${child.digest} as an index of type ${child.mediaType}, but it is an image manifest`)
+      }
+      selection.indexes.push(child)
+      await visit(nested, child.digest, depth + 1)
+    }
+  }
+
+  await visit(index, indexDigest, 1)
+  return selection
+}
+
+/** Returns the error for an index with no manifest for `platform`, listing the platforms it has. */
+export function noMatchingPlatformError (indexDigest: string, platform: Platform | 'all', availablePlatforms: string[]): NoMatchingPlatformError {
+  const requested = platform === 'all' ? 'all' : formatPlatform(platform)
+  const choices = availablePlatforms.length === 0 ? 'it lists no platforms' : `choose one of ${availablePlatforms.join(', ')}, or "all"`
+  return new NoMatchingPlatformError(`image index ${indexDigest} has no manifest for platform ${requested}: ${choices}`, availablePlatforms)
 }
 
 /** Like selectManifests, but throws NoMatchingPlatformError listing the available platforms when nothing matches. */
@@ -101,7 +177,5 @@ export function requireManifests (index: ParsedManifest & { kind: 'index' }, pla
   }
 
   const available = index.manifests.flatMap(descriptor => descriptor.platform == null ? [] : [formatPlatform(descriptor.platform)])
-  const requested = platform === 'all' ? 'all' : formatPlatform(platform)
-  const choices = available.length === 0 ? 'it lists no platforms' : `choose one of ${available.join(', ')}, or "all"`
-  throw new NoMatchingPlatformError(`image index ${indexDigest} has no manifest for platform ${requested}: ${choices}`, available)
+  throw noMatchingPlatformError(indexDigest, platform, available)
 }

@@ -9,7 +9,7 @@ import { logger } from '@libp2p/logger'
 import { MAX_MANIFEST_BYTES } from '../../protocol/constants.js'
 import type { OciDigest } from '../../protocol/digest.js'
 import { childDescriptors, parseManifest, type ParsedManifest } from '../image/manifest.js'
-import { localPlatform, selectManifests } from '../image/platform.js'
+import { localPlatform, selectManifests, selectNestedManifests, type PlatformSelection } from '../image/platform.js'
 import { ensureLocal, withTimeout, type MethodHandlers, type RegistryRequest } from './context.js'
 import { RegistryError } from './errors.js'
 import { sendEmpty } from './http.js'
@@ -81,19 +81,44 @@ async function loadManifest (request: RegistryRequest, digest: OciDigest, hint?:
 
 /**
  * Picks the manifest of this agent's own platform from an index, for a
- * client that does not accept indexes. The reference registry does the same
- * for linux/amd64.
+ * client that does not accept indexes, descending into nested indexes. The
+ * reference registry does the same for linux/amd64.
  */
 async function selectForPlatform (request: RegistryRequest, loaded: LoadedManifest, accepted: AcceptedTypes): Promise<LoadedManifest | undefined> {
   if (loaded.manifest.kind !== 'index') {
     return undefined
   }
 
-  const candidates = selectManifests(loaded.manifest, localPlatform())
-    .filter(descriptor => isAccepted(accepted, descriptor.mediaType))
+  // Each manifest is fetched with the index that lists it as its parent,
+  // whose source most likely has it too.
+  const parents = new Map<OciDigest, OciDigest>(loaded.manifest.manifests.map(child => [child.digest, loaded.digest]))
+  const loadIndex = async (descriptor: Descriptor): Promise<ParsedManifest> => {
+    const nested = await loadManifest(request, descriptor.digest, descriptor, parents.get(descriptor.digest))
+    if (nested == null) {
+      throw new RegistryError('MANIFEST_UNKNOWN', `nested index ${descriptor.digest} is not in this agent's store and no peer in reach returned it in time`)
+    }
+    if (nested.manifest.kind === 'index') {
+      for (const child of nested.manifest.manifests) {
+        parents.set(child.digest, descriptor.digest)
+      }
+    }
+    return nested.manifest
+  }
 
+  let selection: PlatformSelection
+  try {
+    selection = await selectNestedManifests(loaded.manifest, loaded.digest, localPlatform(), loadIndex, { signal: request.signal })
+  } catch (err) {
+    if (request.signal.aborted) {
+      throw err
+    }
+    log('selecting this platform from index %s failed - %e', loaded.digest, err)
+    return undefined
+  }
+
+  const candidates = selection.manifests.filter(descriptor => isAccepted(accepted, descriptor.mediaType))
   for (const candidate of candidates) {
-    const child = await loadManifest(request, candidate.digest, candidate, loaded.digest)
+    const child = await loadManifest(request, candidate.digest, candidate, parents.get(candidate.digest))
     if (child != null) {
       return child
     }

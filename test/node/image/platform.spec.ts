@@ -1,8 +1,8 @@
 import { strict as assert } from 'node:assert'
 import { arch, platform } from 'node:os'
-import { InvalidPlatformError, NoMatchingPlatformError } from '../../../node/image/errors.js'
+import { InvalidManifestError, InvalidPlatformError, NoMatchingPlatformError } from '../../../node/image/errors.js'
 import { OCI_INDEX, OCI_MANIFEST } from '../../../node/image/media-types.js'
-import { formatPlatform, localPlatform, parsePlatform, requireManifests, selectManifests } from '../../../node/image/platform.js'
+import { MAX_INDEX_NESTING_DEPTH, formatPlatform, localPlatform, parsePlatform, requireManifests, selectManifests, selectNestedManifests } from '../../../node/image/platform.js'
 import type { Descriptor, ParsedManifest, Platform } from '../../../node/image/manifest.js'
 import type { OciDigest } from '../../../protocol/digest.js'
 
@@ -95,6 +95,59 @@ describe('image/platform', () => {
       assert.deepEqual(err.availablePlatforms, ['linux/amd64', 'linux/arm64', 'linux/arm/v6', 'linux/arm/v7'])
       assert.match(err.message, /no manifest for platform linux\/riscv64: choose one of linux\/amd64, linux\/arm64, linux\/arm\/v6, linux\/arm\/v7, or "all"/)
       return true
+    })
+  })
+
+  describe('selectNestedManifests', () => {
+    const NESTED: OciDigest = `sha256:${'b'.repeat(64)}`
+    const OUTER: OciDigest = `sha256:${'c'.repeat(64)}`
+    const nestedEntry: Descriptor = { mediaType: OCI_INDEX, digest: NESTED, size: 500 }
+    const outer: ParsedManifest & { kind: 'index' } = { kind: 'index', mediaType: OCI_INDEX, manifests: [nestedEntry, entry(ATTESTATION)] }
+
+    it('descends into an index without a platform', async () => {
+      const loaded: string[] = []
+      const selection = await selectNestedManifests(outer, OUTER, { os: 'linux', architecture: 'arm64' }, async descriptor => {
+        loaded.push(descriptor.digest)
+        return INDEX
+      })
+
+      assert.deepEqual(loaded, [NESTED])
+      assert.deepEqual(selection.manifests.map(descriptor => descriptor.digest), [ARM64])
+      assert.deepEqual(selection.indexes.map(descriptor => descriptor.digest), [NESTED])
+      assert.deepEqual(selection.availablePlatforms, ['linux/amd64', 'linux/arm64', 'linux/arm/v6', 'linux/arm/v7'])
+    })
+
+    it('skips a nested index of another platform', async () => {
+      const perPlatform: ParsedManifest & { kind: 'index' } = { kind: 'index', mediaType: OCI_INDEX, manifests: [{ ...nestedEntry, platform: { os: 'windows', architecture: 'amd64' } }] }
+
+      const selection = await selectNestedManifests(perPlatform, OUTER, { os: 'linux', architecture: 'amd64' }, async () => {
+        throw new Error('an index of another platform must not be loaded')
+      })
+
+      assert.deepEqual(selection.manifests, [])
+      assert.deepEqual(selection.availablePlatforms, ['windows/amd64'])
+    })
+
+    it('rejects indexes nested too deep', async () => {
+      // Every level lists one more index, so the walk only stops at the limit.
+      let level = 0
+      const load = async (): Promise<ParsedManifest> => {
+        level++
+        return { kind: 'index', mediaType: OCI_INDEX, manifests: [{ mediaType: OCI_INDEX, digest: `sha256:${level.toString(16).padStart(64, '0')}`, size: 500 }] }
+      }
+
+      await assert.rejects(selectNestedManifests(outer, OUTER, 'all', load), (err: Error) => {
+        assert.ok(err instanceof InvalidManifestError)
+        assert.match(err.message, new RegExp(`more than ${MAX_INDEX_NESTING_DEPTH} levels deep`))
+        return true
+      })
+      assert.equal(level, MAX_INDEX_NESTING_DEPTH - 1)
+    })
+
+    it('rejects an index entry that is an image', async () => {
+      const image: ParsedManifest = { kind: 'image', mediaType: OCI_MANIFEST, config: entry(AMD64), layers: [] }
+
+      await assert.rejects(selectNestedManifests(outer, OUTER, 'all', async () => image), InvalidManifestError)
     })
   })
 })

@@ -129,6 +129,23 @@ describe('registry manifests', () => {
       assert.equal(response.headers['docker-content-digest'], expected)
     })
 
+    it('nested index without index accepted serves own platform', async () => {
+      for (const [tag, descriptor] of await loadFixture(registry.backend.store, 'busybox')) {
+        registry.backend.setTag('demo/busybox', tag, descriptor)
+      }
+      const inner = { mediaType: OCI_INDEX, digest: BUSYBOX_INDEX, size: (await registry.backend.store.read(BUSYBOX_INDEX)).byteLength }
+      const outer = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: [inner] }))
+      const outerDigest = await registry.backend.store.put(outer)
+      registry.backend.setTag('demo/busybox', 'nested', { mediaType: OCI_INDEX, digest: outerDigest, size: outer.byteLength })
+
+      const response = await send(registry.port, 'GET', '/v2/demo/busybox/manifests/nested', { headers: { Accept: OCI_MANIFEST } })
+
+      assert.equal(response.status, 200)
+      assert.equal(response.headers['content-type'], OCI_MANIFEST)
+      const expected = process.arch === 'arm64' ? BUSYBOX_ARM64 : BUSYBOX_AMD64
+      assert.equal(response.headers['docker-content-digest'], expected)
+    })
+
     it('tag only on peers is resolved and fetched', async () => {
       const meshStore = registry.backend.meshStore
       assert.ok(meshStore != null)
