@@ -3,10 +3,12 @@
  * running; a newer version aborts an older one in progress and takes its
  * place. At most `maxConcurrentPulls` tags pull at once. A failed pull is
  * retried with capped exponential backoff, and at once when a peer connects,
- * because a source may just have become reachable.
+ * because a source may just have become reachable. The status of a tag reports
+ * when its pulls wait for a source, and since when.
  */
 import { logger } from '@libp2p/logger'
 import { tagKey } from '../../protocol/tag-record.js'
+import { DEFAULT_WAITING_FOR_SOURCE_AFTER_MS, SourceWait } from './subscription-source-wait.js'
 import type { OciDigest } from '../../protocol/digest.js'
 import type { TagVersion } from '../store/pins.js'
 
@@ -28,14 +30,19 @@ const RETRY_AFTER_CONNECT_DELAY_MS = 500
 const PERMANENT_ERRORS = new Set(['InvalidManifestError', 'NoMatchingPlatformError', 'TagNotFoundError', 'InvalidDigestError'])
 
 export interface PullQueueInit {
-  /** Makes `version` of a tag local and applies it; rejects when it could not. */
-  pull: (repository: string, tag: string, version: TagVersion, signal: AbortSignal) => Promise<void>
+  /**
+   * Makes `version` of a tag local and applies it; rejects when it could
+   * not. Calls `onProgress` whenever bytes of the image arrive.
+   */
+  pull: (repository: string, tag: string, version: TagVersion, signal: AbortSignal, onProgress: () => void) => Promise<void>
   /** Tags pulled at once. @default 2 */
   maxConcurrentPulls?: number
   /** @default 1000 */
   retryInitialDelayMs?: number
   /** @default 60000 */
   retryMaxDelayMs?: number
+  /** Time without received bytes after which a running pull reports waiting for a source, in ms. @default 5000 */
+  waitingForSourceAfterMs?: number
 }
 
 /** State of the pull queue for one tag. */
@@ -46,6 +53,18 @@ export interface TagPullStatus {
   attempts: number
   error?: string
   retryInMs?: number
+  /**
+   * True when no peer has sent any of the version's missing blobs for a
+   * while: the attempts so far failed for lack of a source, or the running
+   * one has received nothing yet.
+   */
+  waitingForSource: boolean
+  /** ISO 8601 time since which no source sent anything, when waitingForSource is true. */
+  waitingSince?: string
+  /** ISO 8601 start of the latest attempt at this version. */
+  lastAttemptAt?: string
+  /** ISO 8601 time of the next attempt, while a retry waits (state "retrying"). */
+  nextAttemptAt?: string
 }
 
 interface TagPull {
@@ -62,6 +81,7 @@ interface TagPull {
   lastError?: string
   /** A version whose pull failed for good; it is not tried again. */
   failed?: OciDigest
+  sourceWait: SourceWait
 }
 
 export class PullQueue {
@@ -70,6 +90,7 @@ export class PullQueue {
   private readonly maxConcurrentPulls: number
   private readonly retryInitialDelayMs: number
   private readonly retryMaxDelayMs: number
+  private readonly waitingForSourceAfterMs: number
   private running = 0
   private stopped = false
   private connectTimer?: NodeJS.Timeout
@@ -78,6 +99,7 @@ export class PullQueue {
     this.maxConcurrentPulls = init.maxConcurrentPulls ?? DEFAULT_MAX_CONCURRENT_PULLS
     this.retryInitialDelayMs = init.retryInitialDelayMs ?? DEFAULT_RETRY_INITIAL_DELAY_MS
     this.retryMaxDelayMs = init.retryMaxDelayMs ?? DEFAULT_RETRY_MAX_DELAY_MS
+    this.waitingForSourceAfterMs = init.waitingForSourceAfterMs ?? DEFAULT_WAITING_FOR_SOURCE_AFTER_MS
   }
 
   /**
@@ -116,6 +138,7 @@ export class PullQueue {
     state ??= this.create(repository, tag)
     if (state.target?.digest !== version.digest) {
       state.attempts = 0
+      state.sourceWait.reset()
       this.clearRetry(state)
     }
     state.target = version
@@ -180,23 +203,33 @@ export class PullQueue {
   status (repository: string, tag: string): TagPullStatus {
     const state = this.pulls.get(tagKey(repository, tag))
     if (state == null) {
-      return { state: 'idle', attempts: 0 }
+      return { state: 'idle', attempts: 0, waitingForSource: false }
     }
 
-    const error = state.lastError != null ? { error: state.lastError } : {}
+    const nowMs = Date.now()
+    const waitingSinceMs = state.sourceWait.waitingSince(state.running != null, nowMs)
+    const lastAttemptMs = state.sourceWait.lastAttemptStartedMs
+    const details = {
+      attempts: state.attempts,
+      ...(state.lastError != null ? { error: state.lastError } : {}),
+      waitingForSource: waitingSinceMs != null,
+      ...(waitingSinceMs != null ? { waitingSince: new Date(waitingSinceMs).toISOString() } : {}),
+      ...(lastAttemptMs != null ? { lastAttemptAt: new Date(lastAttemptMs).toISOString() } : {})
+    }
+
     if (state.running != null) {
-      return { state: 'pulling', digest: state.running.version.digest, attempts: state.attempts, ...error }
+      return { state: 'pulling', digest: state.running.version.digest, ...details }
     }
     if (state.retryAtMs != null) {
-      return { state: 'retrying', digest: state.target?.digest, attempts: state.attempts, retryInMs: Math.max(0, state.retryAtMs - Date.now()), ...error }
+      return { state: 'retrying', digest: state.target?.digest, ...details, retryInMs: Math.max(0, state.retryAtMs - nowMs), nextAttemptAt: new Date(state.retryAtMs).toISOString() }
     }
     if (state.target != null) {
-      return { state: 'queued', digest: state.target.digest, attempts: state.attempts, ...error }
+      return { state: 'queued', digest: state.target.digest, ...details }
     }
     if (state.failed != null) {
-      return { state: 'failed', digest: state.failed, attempts: state.attempts, ...error }
+      return { state: 'failed', digest: state.failed, ...details }
     }
-    return { state: 'idle', attempts: state.attempts }
+    return { state: 'idle', attempts: state.attempts, waitingForSource: false }
   }
 
   /** Aborts every pull, drops every retry and waits for the pulls to settle. */
@@ -217,7 +250,7 @@ export class PullQueue {
   }
 
   private create (repository: string, tag: string): TagPull {
-    const state: TagPull = { repository, tag, key: tagKey(repository, tag), attempts: 0, queued: false }
+    const state: TagPull = { repository, tag, key: tagKey(repository, tag), attempts: 0, queued: false, sourceWait: new SourceWait(this.waitingForSourceAfterMs) }
     this.pulls.set(state.key, state)
     return state
   }
@@ -249,15 +282,20 @@ export class PullQueue {
     state.target = undefined
     const controller = new AbortController()
     this.running++
+    state.sourceWait.attemptStarted(Date.now())
 
     const done = (async () => {
       try {
-        await this.init.pull(state.repository, state.tag, version, controller.signal)
+        await this.init.pull(state.repository, state.tag, version, controller.signal, () => { state.sourceWait.progressed(Date.now()) })
         state.attempts = 0
         state.lastError = undefined
         state.failed = undefined
+        state.sourceWait.reset()
         return undefined
       } catch (err: any) {
+        if (!controller.signal.aborted) {
+          state.sourceWait.failed(err, Date.now())
+        }
         if (controller.signal.aborted) {
           log('pull of %s -> %s stopped: %s', state.key, version.digest, controller.signal.reason?.message)
         } else if (retry) {
@@ -302,6 +340,12 @@ export class PullQueue {
       this.enqueue(state)
     }, delayMs)
     state.retryTimer.unref()
+
+    const waitingSinceMs = state.sourceWait.waitingSince(false, Date.now())
+    if (waitingSinceMs != null) {
+      log('no peer in reach has sent subscribed %s -> %s since %s (attempt %d failed), retrying in %d ms: %s', state.key, version.digest, new Date(waitingSinceMs).toISOString(), state.attempts, delayMs, state.lastError)
+      return
+    }
     log('pull of subscribed %s -> %s failed (attempt %d), retrying in %d ms: %s', state.key, version.digest, state.attempts, delayMs, state.lastError)
   }
 

@@ -79,7 +79,7 @@ export class SubscriptionManager {
     this.holds = new LocalHolds(paths.config, readHolds(config, paths.config))
 
     this.pins = new PinFile(paths.root)
-    this.queue = new PullQueue({ ...init, pull: async (repository, tag, version, signal) => this.pullVersion(repository, tag, version, signal) })
+    this.queue = new PullQueue({ ...init, pull: async (repository, tag, version, signal, onProgress) => this.pullVersion(repository, tag, version, signal, onProgress) })
     this.gc = new GarbageCollector({
       store: components.store,
       layout: components.layout,
@@ -325,7 +325,7 @@ export class SubscriptionManager {
   }
 
   /** Pulls one version of a subscribed tag, then points index.json at it and pins it. */
-  private async pullVersion (repository: string, tag: string, version: TagVersion, signal: AbortSignal): Promise<void> {
+  private async pullVersion (repository: string, tag: string, version: TagVersion, signal: AbortSignal, onProgress: () => void): Promise<void> {
     const context = this.context
     if (context == null) {
       throw new Error('the subscription manager is not started')
@@ -338,7 +338,7 @@ export class SubscriptionManager {
     // often misses it.
     const publisher = this.components.catalog.get(repository, tag)?.record.publisher
     const preferredPeers = context.node.getPeers().filter(peer => peer.toString() === publisher)
-    const result = await pullImage(context, `${repository}@${version.digest}`, { platform: localPlatform(), signal: attemptSignal, waitForSourcesMs: SUBSCRIPTION_WAIT_FOR_SOURCES_MS, preferredPeers })
+    const result = await pullImage(context, `${repository}@${version.digest}`, { platform: localPlatform(), signal: attemptSignal, waitForSourcesMs: SUBSCRIPTION_WAIT_FOR_SOURCES_MS, preferredPeers, onProgress })
 
     // A newer version may have superseded this one while the pull finished.
     signal.throwIfAborted()

@@ -101,10 +101,33 @@ ${COMMON_HELP}`,
   }
 }
 
+/** Formats an ISO 8601 time from the agent with its distance from now, such as "2024-05-01T10:00:00Z (42 s ago)". */
+function describeTime (iso: string): string {
+  const deltaSeconds = Math.round((Date.parse(iso) - Date.now()) / 1000)
+  const time = iso.replace(/\.\d+Z$/, 'Z')
+  return deltaSeconds >= 0 ? `${time} (in ${deltaSeconds} s)` : `${time} (${-deltaSeconds} s ago)`
+}
+
+/**
+ * Describes a pull that no peer in reach sends bytes for: since when, the
+ * attempts so far, the next one and the last error.
+ */
+function describeSourceWait (pull: SubscribedTagView['pull']): string {
+  const attempt = pull.state === 'pulling'
+    ? `attempt ${pull.attempts + 1} is looking for peers that have it`
+    : pull.nextAttemptAt != null ? `next attempt at ${describeTime(pull.nextAttemptAt)}` : 'next attempt when a pull slot is free'
+  const error = pull.error == null ? '' : `; last error: ${pull.error}`
+  return `waiting for a source of ${pull.digest == null ? 'the new version' : shortDigest(pull.digest)} since ${describeTime(pull.waitingSince ?? '')}: ${pull.attempts} failed attempt(s), ${attempt}${error}`
+}
+
 /** Describes what the agent is doing for one subscribed tag, in a few words. */
 function describeState (view: SubscribedTagView): string {
   const { pull } = view
   const digest = shortDigest(pull.digest ?? '')
+  if (pull.waitingForSource === true && pull.waitingSince != null && pull.state !== 'failed') {
+    return describeSourceWait(pull)
+  }
+
   switch (pull.state) {
     case 'pulling':
       return `pulling ${digest}`
@@ -134,7 +157,11 @@ export const subscriptionsCommand: Command = {
 
 Lists each subscription with, per tag, the newest published version, the
 current and previous versions pinned on this device, and what the agent is
-doing about it. While no agent runs, lists the subscriptions of config.json.
+doing about it. When no peer in reach sends the new version, the state says
+that the agent waits for a source, since when, how many attempts failed, when
+the next one starts and the last error; the agent keeps retrying with capped
+backoff, and at once when a peer connects. While no agent runs, lists the
+subscriptions of config.json.
 
 Options:
 ${COMMON_HELP}`,

@@ -25,6 +25,8 @@ interface Call {
   key: string
   digest: string
   signal: AbortSignal
+  /** Reports received bytes to the queue, as pullImage's progress does. */
+  progress: () => void
   settle: (error?: Error) => void
   settled: boolean
 }
@@ -39,7 +41,7 @@ function scriptedPull (): { init: PullQueueInit['pull'], calls: Call[], active: 
   let active = 0
   let maxActive = 0
 
-  const init: PullQueueInit['pull'] = async (repository, tag, target, signal) => {
+  const init: PullQueueInit['pull'] = async (repository, tag, target, signal, onProgress) => {
     const key = `${repository}:${tag}`
     activeByTag.set(key, (activeByTag.get(key) ?? 0) + 1)
     active++
@@ -50,6 +52,7 @@ function scriptedPull (): { init: PullQueueInit['pull'], calls: Call[], active: 
           key,
           digest: target.digest,
           signal,
+          progress: onProgress,
           settled: false,
           settle: error => {
             call.settled = true
@@ -297,5 +300,100 @@ describe('subscriptions pull queue', function () {
 
     expect(pull.calls[0]?.signal.aborted).to.equal(true)
     expect(pull.calls).to.have.length(1)
+  })
+
+  it('reports a source wait after a failure', async () => {
+    const pull = scriptedPull()
+    const queue = createQueue({ retryInitialDelayMs: 5000 }, pull.init)
+
+    queue.setTarget('demo/httpd', 'stable', version(1))
+    await waitFor(() => pull.calls.length === 1, 'the first attempt')
+    const attemptMs = Date.now()
+    pull.calls[0]?.settle(namedError('NoSourceError', 'could not fetch blob: no reachable peer has it'))
+    await waitFor(() => queue.status('demo/httpd', 'stable').state === 'retrying', 'the retry to be scheduled')
+
+    const status = queue.status('demo/httpd', 'stable')
+    expect(status.waitingForSource).to.equal(true)
+    expect(Date.parse(status.waitingSince ?? '')).to.be.within(attemptMs - 1000, attemptMs + 50)
+    expect(status.lastAttemptAt).to.equal(status.waitingSince)
+    expect(Date.parse(status.nextAttemptAt ?? '') - Date.now()).to.be.within(0, 6000)
+    expect(Math.abs(Date.parse(status.nextAttemptAt ?? '') - Date.now() - (status.retryInMs ?? 0))).to.be.below(100)
+    expect(status.attempts).to.equal(1)
+    expect(status.error).to.match(/no reachable peer/)
+  })
+
+  it('keeps the source wait through the next attempt', async () => {
+    const pull = scriptedPull()
+    const queue = createQueue({ retryInitialDelayMs: 20 }, pull.init)
+
+    queue.setTarget('demo/httpd', 'stable', version(1))
+    await waitFor(() => pull.calls.length === 1, 'the first attempt')
+    pull.calls[0]?.settle(namedError('NoSourceError', 'no connected peer has it'))
+    await waitFor(() => pull.calls.length === 2, 'the second attempt')
+    const waiting = queue.status('demo/httpd', 'stable')
+    pull.calls[1]?.progress()
+    const receiving = queue.status('demo/httpd', 'stable')
+
+    expect(waiting.state).to.equal('pulling')
+    expect(waiting.waitingForSource).to.equal(true)
+    expect(waiting.attempts).to.equal(1)
+    expect(Date.parse(waiting.lastAttemptAt ?? '')).to.be.above(Date.parse(waiting.waitingSince ?? ''))
+    expect(receiving.state).to.equal('pulling')
+    expect(receiving.waitingForSource).to.equal(false)
+    expect(receiving.waitingSince).to.equal(undefined)
+  })
+
+  it('reports a running pull without bytes as waiting', async () => {
+    const pull = scriptedPull()
+    const queue = createQueue({ waitingForSourceAfterMs: 50 }, pull.init)
+
+    queue.setTarget('demo/httpd', 'stable', version(1))
+    await waitFor(() => pull.calls.length === 1, 'the first attempt')
+    const early = queue.status('demo/httpd', 'stable')
+    await waitFor(() => queue.status('demo/httpd', 'stable').waitingForSource, 'the wait to be reported')
+    const late = queue.status('demo/httpd', 'stable')
+
+    expect(early.waitingForSource).to.equal(false)
+    expect(late.state).to.equal('pulling')
+    expect(late.waitingSince).to.equal(late.lastAttemptAt)
+    expect(late.attempts).to.equal(0)
+  })
+
+  it('does not call another failure a source wait', async () => {
+    const pull = scriptedPull()
+    const queue = createQueue({ retryInitialDelayMs: 5000 }, pull.init)
+
+    queue.setTarget('demo/httpd', 'stable', version(1))
+    await waitFor(() => pull.calls.length === 1, 'the first attempt')
+    pull.calls[0]?.settle(namedError('Error', 'ENOSPC: no space left on device'))
+    await waitFor(() => queue.status('demo/httpd', 'stable').state === 'retrying', 'the retry to be scheduled')
+
+    const status = queue.status('demo/httpd', 'stable')
+    expect(status.waitingForSource).to.equal(false)
+    expect(status.waitingSince).to.equal(undefined)
+    expect(status.nextAttemptAt).to.be.a('string')
+  })
+
+  it('keeps retrying a missing source at the capped delay', async () => {
+    const pull = scriptedPull()
+    const queue = createQueue({ retryInitialDelayMs: 10, retryMaxDelayMs: 40 }, pull.init)
+    const startedAt: number[] = []
+
+    queue.setTarget('demo/httpd', 'stable', version(1))
+    for (let attempt = 0; attempt < 8; attempt++) {
+      await waitFor(() => pull.calls.length === attempt + 1, `attempt ${attempt + 1}`)
+      startedAt.push(Date.now())
+      pull.calls[attempt]?.settle(namedError('NoSourceError', 'no connected peer has it'))
+    }
+    await waitFor(() => pull.calls.length === 9, 'attempt 9')
+    pull.calls[8]?.settle()
+    await waitFor(() => queue.status('demo/httpd', 'stable').state === 'idle', 'the queue to go idle')
+
+    // Delays of 10, 20 and 40 ms, then 40 ms each, with up to 20 % jitter
+    // and some timer lateness on a loaded machine.
+    const gapsMs = startedAt.slice(1).map((startMs, i) => startMs - (startedAt[i] ?? 0))
+    expect(Math.max(...gapsMs.slice(3))).to.be.below(40 * 1.2 + 100)
+    expect(Math.min(...gapsMs.slice(3))).to.be.at.least(30)
+    expect(queue.status('demo/httpd', 'stable').waitingForSource).to.equal(false)
   })
 })
