@@ -11,6 +11,7 @@ import { noise } from '@libp2p/noise'
 import { ping, type Ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import { yamux } from '@libp2p/yamux'
+import { coalesceSocketWrites } from './coalesce-writes.js'
 import { withDiscoveryFilter } from './discovery-filter.js'
 import { createLibp2p, type Libp2p, type Libp2pOptions } from 'libp2p'
 import type { ConnectionGater, PrivateKey } from '@libp2p/interface'
@@ -143,6 +144,12 @@ export async function createKilomeshNode (init: NodeInit): Promise<KilomeshLibp2
     },
     peerDiscovery
   })
+
+  // One writev per tick instead of one write per noise frame and length prefix.
+  node.addEventListener('connection:open', event => { coalesceSocketWrites(event.detail) })
+  for (const connection of node.getConnections()) {
+    coalesceSocketWrites(connection)
+  }
 
   return node
 }
