@@ -18,6 +18,46 @@ export async function fsyncDirectory (path: string): Promise<void> {
   }
 }
 
+/**
+ * Shares a folder's fsyncs between the renames and unlinks that finish close
+ * together. An fsync that starts after a change covers it, so a caller that
+ * arrives while an fsync is queued joins that one, and a caller that arrives
+ * while one runs waits for the next. Blobs stored in parallel then pay for
+ * one folder fsync instead of one each.
+ */
+export class FolderSync {
+  /** The fsync that runs now, if any. */
+  private running: Promise<void> | undefined
+  /** The fsync that starts when the running one ends; it covers every change made before it starts. */
+  private queued: Promise<void> | undefined
+
+  /** `syncFolder` flushes the folder; tests pass fsyncDirectory wrapped in a counter. */
+  constructor (readonly path: string, private readonly syncFolder: (path: string) => Promise<void> = fsyncDirectory) {}
+
+  /** Resolves once an fsync of the folder that started after this call has finished. */
+  async sync (): Promise<void> {
+    if (this.queued != null) {
+      return this.queued
+    }
+
+    const previous = this.running ?? Promise.resolve()
+    const next: Promise<void> = previous.catch(() => {}).then(async () => {
+      // From here on this fsync may already have started, so later callers queue another.
+      this.queued = undefined
+      this.running = next
+      try {
+        await this.syncFolder(this.path)
+      } finally {
+        if (this.running === next) {
+          this.running = undefined
+        }
+      }
+    })
+    this.queued = next
+    return next
+  }
+}
+
 /** Writes `data` to `path` atomically, creating the file with `mode` (default 0o644). */
 export async function writeFileAtomic (path: string, data: string | Uint8Array, options: { mode?: number } = {}): Promise<void> {
   const folder = dirname(path)

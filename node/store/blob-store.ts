@@ -11,7 +11,7 @@ import { mkdir, open, readdir, rename, rm, stat, utimes, type FileHandle } from 
 import { join } from 'node:path'
 import { logger } from '@libp2p/logger'
 import { digestHex, parseDigest, type OciDigest } from '../../protocol/digest.js'
-import { fsyncDirectory } from './atomic-file.js'
+import { FolderSync } from './atomic-file.js'
 import { BlobCache, MAX_CACHED_BLOB_BYTES } from './blob-cache.js'
 import { BlobWriter } from './blob-writer.js'
 import { BlobNotFoundError, CorruptBlobError } from './errors.js'
@@ -85,6 +85,8 @@ async function readAt (handle: FileHandle, position: number, lengthBytes: number
 /** The blob folder of a data directory, with verified atomic writes and verified reads. */
 export class BlobStore {
   readonly blobFolder: string
+  /** Folder fsyncs shared by blobs stored or deleted together. */
+  private readonly blobFolderSync: FolderSync
   readonly temporaryFolder: string
 
   /** Blobs hashed by this process, keyed by digest, with the size and mtime they were checked at. */
@@ -96,6 +98,7 @@ export class BlobStore {
 
   constructor (readonly root: string) {
     this.blobFolder = join(root, 'blobs', 'sha256')
+    this.blobFolderSync = new FolderSync(this.blobFolder)
     this.temporaryFolder = join(root, TEMPORARY_FOLDER)
   }
 
@@ -133,7 +136,7 @@ export class BlobStore {
   async createWriter (expectedDigest?: OciDigest, expectedSizeBytes?: number): Promise<BlobWriter> {
     const temporaryPath = join(this.temporaryFolder, `${randomBytes(8).toString('hex')}.partial`)
     const handle = await open(temporaryPath, 'wx', 0o644)
-    const adopt = async (path: string, digest: OciDigest, sizeBytes: number, mtimeMs: number, bytes?: Uint8Array): Promise<void> => { await this.adopt(path, digest, sizeBytes, mtimeMs, bytes) }
+    const adopt = async (path: string, digest: OciDigest, sizeBytes: number, mtimeMs: number | undefined, bytes?: Uint8Array): Promise<void> => { await this.adopt(path, digest, sizeBytes, mtimeMs, bytes) }
     return new BlobWriter(handle, temporaryPath, expectedDigest == null ? undefined : parseDigest(expectedDigest), expectedSizeBytes, adopt)
   }
 
@@ -169,14 +172,16 @@ export class BlobStore {
 
   /**
    * Moves a verified temporary file, whose mtime is `mtimeMs`, to its final
-   * name. `bytes`, the verified content of a small blob, goes to the cache.
-   * Only BlobWriter calls this.
+   * name. `bytes`, the verified content of a small blob, goes to the cache,
+   * and such a blob may come without an mtime. Only BlobWriter calls this.
    */
-  private async adopt (temporaryPath: string, digest: OciDigest, sizeBytes: number, mtimeMs: number, bytes?: Uint8Array): Promise<void> {
+  private async adopt (temporaryPath: string, digest: OciDigest, sizeBytes: number, mtimeMs: number | undefined, bytes?: Uint8Array): Promise<void> {
     await rename(temporaryPath, this.pathOf(digest))
-    await fsyncDirectory(this.blobFolder)
+    await this.blobFolderSync.sync()
 
-    this.verified.set(digest, { sizeBytes, mtimeMs })
+    if (mtimeMs != null) {
+      this.verified.set(digest, { sizeBytes, mtimeMs })
+    }
     if (bytes != null) {
       this.cache.set(digest, bytes)
     }
@@ -366,6 +371,10 @@ export class BlobStore {
     await utimes(path, now, now)
 
     if (known == null) {
+      // No recorded mtime says whether the file changed since its bytes were
+      // cached (a small blob is stored without reading its mtime), so the
+      // next read goes back to the disk and verifies it.
+      this.cache.delete(digest)
       return
     }
     if (unchanged) {
@@ -384,7 +393,7 @@ export class BlobStore {
     this.verified.delete(digest)
     this.cache.delete(digest)
     if (existed) {
-      await fsyncDirectory(this.blobFolder)
+      await this.blobFolderSync.sync()
       log('deleted blob %s', digest)
       this.notify(this.deletedListeners, digest)
     }

@@ -22,7 +22,7 @@ export const MAX_PENDING_WRITE_BYTES = 4 * 1024 * 1024
 const MAX_BUFFERS_PER_WRITE = 256
 
 /** Moves a verified temporary file to its final name. The store passes this function to each writer. */
-export type AdoptBlob = (temporaryPath: string, digest: OciDigest, sizeBytes: number, mtimeMs: number, bytes?: Uint8Array) => Promise<void>
+export type AdoptBlob = (temporaryPath: string, digest: OciDigest, sizeBytes: number, mtimeMs: number | undefined, bytes?: Uint8Array) => Promise<void>
 
 /** Size and modification time of a blob that a writer has just stored. */
 export interface CommittedBlob {
@@ -108,8 +108,12 @@ export class BlobWriter {
     return (await this.commitBlob(options)).digest
   }
 
-  /** As `commit`, and also returns the stored blob's size and modification time. */
-  async commitBlob (options?: AbortOptions): Promise<CommittedBlob> {
+  /**
+   * As `commit`, and also returns the stored blob's size and modification
+   * time. `onVerified` gets the bytes of a blob small enough for the cache
+   * once they match the digest, before the fsync.
+   */
+  async commitBlob (options?: AbortOptions & { onVerified?: (bytes: Uint8Array) => void }): Promise<CommittedBlob> {
     options?.signal?.throwIfAborted()
     this.closed = true
 
@@ -124,13 +128,25 @@ export class BlobWriter {
         throw new DigestMismatchError(`bytes received for ${this.expectedDigest} hash to ${digest}`)
       }
 
-      // The fsync must finish before the rename, so that a crash never leaves
-      // a partial file under the final name. Reading the mtime alongside it
-      // saves a stat after the rename, which does not change the mtime.
-      const [, info] = await Promise.all([this.handle.sync(), this.handle.stat()])
       const bytes = this.retained == null ? undefined : Buffer.concat(this.retained)
-      await Promise.all([this.handle.close(), this.adopt(this.temporaryPath, digest, this.offset, info.mtimeMs, bytes)])
-      return { digest, sizeBytes: this.offset, mtimeMs: info.mtimeMs }
+      if (bytes != null) {
+        options?.onVerified?.(bytes)
+      }
+
+      // The fsync must finish before the rename, so that a crash never leaves
+      // a partial file under the final name. The store trusts a larger blob
+      // again later only at the size and mtime recorded now, and reading the
+      // mtime alongside the fsync saves a stat after the rename. A blob kept
+      // in the cache is trusted through its cached bytes and needs no mtime.
+      let mtimeMs: number | undefined
+      if (bytes == null) {
+        const [, info] = await Promise.all([this.handle.sync(), this.handle.stat()])
+        mtimeMs = info.mtimeMs
+      } else {
+        await this.handle.sync()
+      }
+      await Promise.all([this.handle.close(), this.adopt(this.temporaryPath, digest, this.offset, mtimeMs, bytes)])
+      return { digest, sizeBytes: this.offset, mtimeMs: mtimeMs ?? Date.now() }
     } catch (err) {
       await this.abort()
       throw err

@@ -7,7 +7,7 @@
  *
  * @see https://github.com/opencontainers/image-spec/blob/main/image-layout.md
  */
-import { mkdir, open } from 'node:fs/promises'
+import { mkdir, open, stat } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { logger } from '@libp2p/logger'
 import { MAX_MANIFEST_BYTES } from '../../protocol/constants.js'
@@ -59,6 +59,11 @@ async function withIndexLock <T> (path: string, task: () => Promise<T>): Promise
 
 /** Reads a file of at most MAX_MANIFEST_BYTES; returns undefined when it does not exist. */
 async function readSmallFile (path: string, options?: AbortOptions): Promise<Uint8Array | undefined> {
+  return (await readSmallFileWithStats(path, options))?.bytes
+}
+
+/** As readSmallFile, with the inode, size and mtime of the file the bytes came from. */
+async function readSmallFileWithStats (path: string, options?: AbortOptions): Promise<{ bytes: Uint8Array, inode: number, sizeBytes: number, mtimeMs: number } | undefined> {
   let handle
   try {
     handle = await open(path, 'r')
@@ -70,11 +75,11 @@ async function readSmallFile (path: string, options?: AbortOptions): Promise<Uin
   }
 
   try {
-    const { size } = await handle.stat()
+    const { ino, size, mtimeMs } = await handle.stat()
     if (size > MAX_MANIFEST_BYTES) {
       throw new InvalidDataDirectoryError(`${path} has ${size} bytes, more than the limit of ${MAX_MANIFEST_BYTES} bytes`)
     }
-    return await handle.readFile({ signal: options?.signal })
+    return { bytes: await handle.readFile({ signal: options?.signal }), inode: ino, sizeBytes: size, mtimeMs }
   } finally {
     await handle.close()
   }
@@ -130,6 +135,13 @@ export class OciLayout {
   readonly blobFolder: string
   readonly indexPath: string
   readonly markerPath: string
+  /**
+   * The bytes of index.json last read, with the inode, size and mtime they
+   * were read at. Every write replaces the file through a rename, which gives
+   * it a new inode, so a stat that matches all three means the bytes are
+   * current and one system call replaces four.
+   */
+  private indexCache: { bytes: Uint8Array, inode: number, sizeBytes: number, mtimeMs: number } | undefined
 
   constructor (root: string) {
     this.root = resolve(root)
@@ -162,7 +174,7 @@ export class OciLayout {
     await withIndexLock(this.root, async () => {
       const index = await readSmallFile(this.indexPath, options)
       if (index == null) {
-        await writeFileAtomic(this.indexPath, JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: [] }))
+        await this.writeIndex(JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: [] }))
         log('created %s', this.indexPath)
       } else {
         parseLayoutIndex(index, this.indexPath)
@@ -205,7 +217,7 @@ export class OciLayout {
     await withIndexLock(this.root, async () => {
       const { raw } = await this.readRawIndex(options)
       raw.manifests = [...raw.manifests.filter(other => refNameOf(other) !== refName), entry]
-      await writeFileAtomic(this.indexPath, JSON.stringify(raw))
+      await this.writeIndex(JSON.stringify(raw))
     })
     log('set ref %s to %s', refName, checked.digest)
   }
@@ -220,7 +232,7 @@ export class OciLayout {
       }
 
       raw.manifests = remaining
-      await writeFileAtomic(this.indexPath, JSON.stringify(raw))
+      await this.writeIndex(JSON.stringify(raw))
       log('removed ref %s', refName)
       return true
     })
@@ -230,7 +242,7 @@ export class OciLayout {
   private async readRawIndex (options?: AbortOptions): Promise<{ index: LayoutIndex, raw: { manifests: Array<{ annotations?: Record<string, string> }> } }> {
     options?.signal?.throwIfAborted()
 
-    const bytes = await readSmallFile(this.indexPath, options)
+    const bytes = await this.readIndexBytes(options)
     if (bytes == null) {
       throw new InvalidDataDirectoryError(`${this.root} is not an OCI image layout: ${LAYOUT_INDEX_FILE} is missing (initialise the folder first, for example with "kilomesh init")`)
     }
@@ -239,5 +251,39 @@ export class OciLayout {
     // parseLayoutIndex has checked that this is a JSON object whose "manifests" is an array of valid descriptors.
     const raw = JSON.parse(new TextDecoder().decode(bytes)) as { manifests: Array<{ annotations?: Record<string, string> }> }
     return { index, raw }
+  }
+
+  /** Reads index.json, or returns the bytes read before when the file has not been replaced since. */
+  private async readIndexBytes (options?: AbortOptions): Promise<Uint8Array | undefined> {
+    let info
+    try {
+      info = await stat(this.indexPath)
+    } catch (err) {
+      if (errorCode(err) === 'ENOENT') {
+        return undefined
+      }
+      throw err
+    }
+
+    const cached = this.indexCache
+    if (cached?.inode === info.ino && cached.sizeBytes === info.size && cached.mtimeMs === info.mtimeMs) {
+      return cached.bytes
+    }
+
+    // The stats come from the handle the bytes are read through, so they
+    // describe the same file even when another writer replaces it meanwhile.
+    const read = await readSmallFileWithStats(this.indexPath, options)
+    this.indexCache = read
+    return read?.bytes
+  }
+
+  /** Replaces index.json. The cache is dropped around the write, so a read that raced it is not trusted afterwards. */
+  private async writeIndex (json: string): Promise<void> {
+    this.indexCache = undefined
+    try {
+      await writeFileAtomic(this.indexPath, json)
+    } finally {
+      this.indexCache = undefined
+    }
   }
 }

@@ -128,6 +128,29 @@ describe('store/layout', () => {
     }
   })
 
+  it('refs sees an index.json that another writer replaced after the last read', async () => {
+    const layout = new OciLayout(await folders.create())
+    await layout.init()
+    await layout.setRef('demo:v1', V1)
+    assert.equal((await layout.refs()).get('demo:v1')?.digest, V1.digest)
+
+    // Another instance stands for another process; it replaces the file by a rename.
+    await new OciLayout(layout.root).setRef('demo:v1', V2)
+
+    assert.equal((await layout.refs()).get('demo:v1')?.digest, V2.digest)
+  })
+
+  it('refs sees an index.json rewritten in place with a different size', async () => {
+    const layout = new OciLayout(await folders.create())
+    await layout.init()
+    await layout.setRef('demo:v1', V1)
+    assert.equal((await layout.refs()).size, 1)
+
+    await writeFile(layout.indexPath, JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: [] }))
+
+    assert.equal((await layout.refs()).size, 0)
+  })
+
   it('removeRef removes only that ref', async () => {
     const layout = new OciLayout(await folders.create())
     await layout.init()
