@@ -122,20 +122,35 @@ async function pullParsed (context: AgentContext, parsed: ImageReference, refere
   }
 
   const platform = options.platform ?? localPlatform()
-  const fetchOne = async (descriptor: Descriptor): Promise<void> => {
-    await context.fetcher.fetch(descriptor.digest, {
+  const fetchOne = async (descriptor: Descriptor, onVerified?: (bytes: Uint8Array) => void): Promise<void> => {
+    const info = await context.fetcher.fetch(descriptor.digest, {
       signal: options.signal,
       sizeBytes: descriptor.size >= 0 ? descriptor.size : undefined,
       preferredPeers: sources,
       onProgress: options.onProgress,
-      waitForSourcesMs: options.waitForSourcesMs
+      waitForSourcesMs: options.waitForSourcesMs,
+      onVerified
     })
-    await context.store.touch(descriptor.digest)
+    // A blob stored just now already has a fresh modification time, which is
+    // its last use for eviction; only a blob that was already here is touched.
+    if (!info.fetched) {
+      await context.store.touch(descriptor.digest)
+    }
   }
 
-  await fetchOne(root)
-  const rootManifest = parseManifest(await context.store.read(root.digest, options), root.mediaType === '' ? undefined : root.mediaType)
-  root = { ...root, mediaType: rootManifest.mediaType, size: (await context.store.stat(root.digest))?.sizeBytes ?? root.size }
+  // The root manifest is parsed as soon as its bytes match the digest, so
+  // its children are requested while the store still makes it durable. The
+  // pull waits for that write before it names the image anywhere.
+  let verifiedRoot: Uint8Array | undefined
+  let announceRoot = (): void => {}
+  const rootVerified = new Promise<void>(resolve => { announceRoot = resolve })
+  const rootStored = fetchOne(root, bytes => { verifiedRoot = bytes; announceRoot() })
+  // Awaited before the pull returns; this keeps a failure meanwhile from going unhandled.
+  rootStored.catch(() => {})
+  await Promise.race([rootVerified, rootStored])
+  const rootBytes = verifiedRoot ?? await context.store.read(root.digest, options)
+  const rootManifest = parseManifest(rootBytes, root.mediaType === '' ? undefined : root.mediaType)
+  root = { ...root, mediaType: rootManifest.mediaType, size: rootBytes.byteLength }
 
   // The image that ends up complete: the root, or one platform's manifest when
   // a single platform is taken from an index, as `skopeo copy` does.
@@ -160,7 +175,7 @@ async function pullParsed (context: AgentContext, parsed: ImageReference, refere
       throw new TagNotFoundError(`${reference} has no manifest for platform ${typeof platform === 'string' ? platform : formatPlatform(platform)}; available: ${available}; pass --platform`)
     }
 
-    await runLimited(selected, fetchOne)
+    await runLimited(selected, async child => { await fetchOne(child) })
     for (const child of selected) {
       const manifest = parseManifest(await context.store.read(child.digest, options), child.mediaType)
       leaves.push(...childDescriptors(manifest))
@@ -182,7 +197,8 @@ async function pullParsed (context: AgentContext, parsed: ImageReference, refere
     leaves.push(...childDescriptors(rootManifest))
   }
 
-  await runLimited(leaves, fetchOne)
+  await runLimited(leaves, async leaf => { await fetchOne(leaf) })
+  await rootStored
   blobCount += leaves.length
 
   if (parsed.tag != null && !await holdsVersion(context, `${parsed.repository}:${parsed.tag}`, root, versionDigests, options)) {

@@ -53,6 +53,12 @@ export interface FetchProgress {
   totalBytes: number
 }
 
+/** A blob that `fetch` made local. */
+export interface FetchedBlobInfo extends BlobInfo {
+  /** True when this call, or a transfer it joined, stored the blob; false when it was already stored. */
+  fetched: boolean
+}
+
 export interface FetchOptions extends AbortOptions {
   /** Size from the descriptor; a source that states another size is not used. */
   sizeBytes?: number
@@ -65,6 +71,13 @@ export interface FetchOptions extends AbortOptions {
    * @default DEFAULT_WAIT_FOR_SOURCES_MS
    */
   waitForSourcesMs?: number
+  /**
+   * Receives the bytes of a blob small enough for the store's cache once
+   * they match the digest, before the store makes them durable. A pull
+   * parses a manifest from them and requests its children while the
+   * manifest's fsyncs run. Only the call that starts the transfer gets it.
+   */
+  onVerified?: (bytes: Uint8Array) => void
 }
 
 /** Counters of what the fetcher received, for status output and metrics. */
@@ -112,11 +125,15 @@ export class BlobFetcher {
     await raceAbort(transfer.then(() => {}, () => {}), options.signal)
   }
 
-  /** Makes the blob local, fetching it when needed; throws NoSourceError when no peer delivers it. */
-  async fetch (digest: OciDigest, options: FetchOptions = {}): Promise<BlobInfo> {
+  /**
+   * Makes the blob local, fetching it when needed; throws NoSourceError when
+   * no peer delivers it. `fetched` is false when the blob was already
+   * stored, so a caller knows whether its last use needs recording.
+   */
+  async fetch (digest: OciDigest, options: FetchOptions = {}): Promise<FetchedBlobInfo> {
     const local = await this.store.stat(digest)
     if (local != null) {
-      return local
+      return { ...local, fetched: false }
     }
 
     let transfer = this.inFlight.get(digest)
@@ -129,7 +146,7 @@ export class BlobFetcher {
     }
 
     // Each caller may give up on its own signal without cancelling the shared transfer.
-    return raceAbort(transfer, options.signal)
+    return { ...await raceAbort(transfer, options.signal), fetched: true }
   }
 
   private async transfer (digest: OciDigest, options: FetchOptions): Promise<BlobInfo> {
@@ -254,7 +271,7 @@ export class BlobFetcher {
         writer = undefined
         let stored: CommittedBlob
         try {
-          stored = await committed.commitBlob({ signal })
+          stored = await committed.commitBlob({ signal, onVerified: options.onVerified })
         } catch (err: any) {
           if (!(err instanceof DigestMismatchError)) {
             throw err
