@@ -5,3 +5,15 @@ export class InvalidSwarmKeyError extends Error {
   static override readonly name = 'InvalidSwarmKeyError'
   override readonly name = 'InvalidSwarmKeyError'
 }
+
+/**
+ * A connection failed in the private network (swarm key) handshake: the key
+ * exchange failed, or the bytes after it were not a libp2p handshake. The
+ * usual cause is a peer with a different swarm key, or with none while the
+ * other side has one, because pnet's encryption then turns every byte into
+ * noise for the other side.
+ */
+export class SwarmKeyMismatchError extends Error {
+  static override readonly name = 'SwarmKeyMismatchError'
+  override readonly name = 'SwarmKeyMismatchError'
+}

@@ -19,9 +19,9 @@
 import { randomBytes } from 'node:crypto'
 import { readFile, stat } from 'node:fs/promises'
 import { logger } from '@libp2p/logger'
-import { preSharedKey } from '@libp2p/pnet'
 import { writeFileAtomic } from '../store/atomic-file.js'
 import { InvalidSwarmKeyError } from './errors.js'
+import { checkedPreSharedKey } from './swarm-key-check.js'
 import type { AbortOptions, ConnectionProtector, MessageStream } from '@libp2p/interface'
 import type { Libp2pOptions } from 'libp2p'
 
@@ -149,8 +149,10 @@ export function composeProtectors (...protectors: ProtectorFactory[]): Protector
  * key (as `parseSwarmKey` or `loadSwarmKey` return it), followed by `then`
  * when given. pnet wraps the raw connection and `then` wraps pnet's stream,
  * so the second protector sees the same bytes as it would without a key.
+ * A peer with another key, or none, fails with a SwarmKeyMismatchError
+ * (swarm-key-check.ts).
  */
 export function privateNetworkProtector (swarmKey: Uint8Array, then?: ProtectorFactory): ProtectorFactory {
-  const pnet: ProtectorFactory = preSharedKey({ psk: swarmKey })
+  const pnet: ProtectorFactory = checkedPreSharedKey(swarmKey)
   return then == null ? pnet : composeProtectors(pnet, then)
 }

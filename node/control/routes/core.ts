@@ -7,6 +7,7 @@ import { imagesView, peersView, statusView } from '../../agent/status.js'
 import { rejectedElsewhere } from '../../catalog/trust.js'
 import { parseBootstrapAddress } from '../../config/config.js'
 import { parsePlatform } from '../../image/platform.js'
+import { explainDialFailure } from '../../net/swarm-key-check.js'
 import { RequestError, optionalString, requireString, type ControlRoute } from '../route.js'
 import type { PullEvent } from '../protocol.js'
 
@@ -63,7 +64,13 @@ export const coreRoutes: ControlRoute[] = [
       // because the keeper redials it after a disconnect.
       const node = agent.context.node
       const alreadyConnected = node.getPeers().some(connected => connected.toString() === peer)
-      const connection = await node.dial(target, { signal: AbortSignal.timeout(CONNECT_TIMEOUT_MS), force: alreadyConnected })
+      let connection
+      try {
+        connection = await node.dial(target, { signal: AbortSignal.timeout(CONNECT_TIMEOUT_MS), force: alreadyConnected })
+      } catch (err) {
+        // A peer with another swarm key fails with generic upgrade errors; name the likely cause.
+        throw explainDialFailure(err, address)
+      }
       if (alreadyConnected) {
         await connection.close().catch(() => {})
       }

@@ -1,0 +1,103 @@
+import { expect } from 'chai'
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { cleanUp, createDataDir, runCli, runCliOk, startAgent, type TestAgent } from '../../utils/agents.js'
+
+/** Prints the agent's debug log, whose swarm key lines name the remote address and the likely cause. */
+const LOG_ENV = { DEBUG: 'kilomesh:*' }
+
+/** Maximum time a connect between mismatched agents may take, below the 10 s dial timeout of connect. */
+const MAX_CONNECT_MS = 8000
+
+/** Starts an agent whose config.json names `keyPath` as its swarm key, or none. */
+async function startKeyedAgent (keyPath: string | undefined): Promise<TestAgent> {
+  const dir = await createDataDir()
+  if (keyPath != null) {
+    const configPath = join(dir, 'config.json')
+    const config = JSON.parse(await readFile(configPath, 'utf8')) as Record<string, unknown>
+    await writeFile(configPath, JSON.stringify({ ...config, swarmKey: keyPath }))
+  }
+  return startAgent({ dir, env: LOG_ENV })
+}
+
+async function waitForLog (agent: TestAgent, pattern: RegExp, timeoutMs = 5000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    if (pattern.test(agent.logs())) {
+      return true
+    }
+    await new Promise(resolve => setTimeout(resolve, 50))
+  }
+  return pattern.test(agent.logs())
+}
+
+describe('swarm key mismatch', function () {
+  this.timeout(120_000)
+  const agents: TestAgent[] = []
+  const folders: string[] = []
+  let first: TestAgent
+  let second: TestAgent
+  let keyless: TestAgent
+
+  before(async () => {
+    const keys = await mkdtemp(join(tmpdir(), 'km-swarm-keys-'))
+    folders.push(keys)
+    await runCliOk(['keygen', '--out', join(keys, 'first.key')])
+    await runCliOk(['keygen', '--out', join(keys, 'second.key')])
+
+    first = await startKeyedAgent(join(keys, 'first.key'))
+    agents.push(first)
+    second = await startKeyedAgent(join(keys, 'second.key'))
+    agents.push(second)
+    keyless = await startKeyedAgent(undefined)
+    agents.push(keyless)
+  })
+
+  after(async () => {
+    await cleanUp(agents, folders)
+  })
+
+  const cases: Array<{ name: string, dialer: () => TestAgent, listener: () => TestAgent }> = [
+    { name: 'different keys', dialer: () => second, listener: () => first },
+    { name: 'keyless dialer', dialer: () => keyless, listener: () => first },
+    { name: 'keyless listener', dialer: () => first, listener: () => keyless }
+  ]
+
+  for (const testCase of cases) {
+    it(`connect names the cause with ${testCase.name}`, async () => {
+      const dialer = testCase.dialer()
+      const listener = testCase.listener()
+      const startedMs = Date.now()
+
+      const result = await runCli(['connect', listener.info.multiaddrs[0] ?? '', '--dir', dialer.dir])
+
+      expect(result.code).to.not.equal(0)
+      expect(result.stderr).to.match(/different swarm key, or none/)
+      expect(result.stderr).to.contain('swarm.key')
+      expect(result.stderr).to.contain('docs/operations.md')
+      expect(Date.now() - startedMs).to.be.below(MAX_CONNECT_MS)
+      expect(JSON.parse(await runCliOk(['peers', '--json', '--dir', dialer.dir]))).to.deep.equal([])
+    })
+  }
+
+  it('agent with a key logs the mismatched peer', async () => {
+    await runCli(['connect', first.info.multiaddrs[0] ?? '', '--dir', second.dir])
+
+    // The listener checks the first bytes after the key exchange and names the dialer's address.
+    expect(await waitForLog(first, /private network handshake with \/ip4\/127\.0\.0\.1\/tcp\/\d+ failed.*different swarm key, or none/)).to.equal(true, first.logs().slice(-2000))
+    expect(await waitForLog(second, /private network handshake with \/ip4\/127\.0\.0\.1\/tcp\/\d+.* failed.*different swarm key, or none/)).to.equal(true, second.logs().slice(-2000))
+  })
+
+  it('agents with one key still connect', async () => {
+    const keys = folders[0] ?? ''
+    const peer = await startKeyedAgent(join(keys, 'first.key'))
+    agents.push(peer)
+
+    await runCliOk(['connect', first.info.multiaddrs[0] ?? '', '--dir', peer.dir])
+
+    const peers = JSON.parse(await runCliOk(['peers', '--json', '--dir', peer.dir])) as Array<{ peerId: string }>
+    expect(peers.map(entry => entry.peerId)).to.include(first.info.peerId)
+    expect(peer.logs()).to.not.match(/private network handshake .* failed/)
+  })
+})
