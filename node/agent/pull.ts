@@ -8,6 +8,7 @@ import { logger } from '@libp2p/logger'
 import { parseReference, type ImageReference } from '../../protocol/reference.js'
 import { childDescriptors, parseManifest, type Descriptor, type Platform } from '../image/manifest.js'
 import { formatPlatform, localPlatform, platformMatches, selectNestedManifests } from '../image/platform.js'
+import { connectedPeers } from '../net/peers.js'
 import { resolveFromPeers } from '../net/resolve.js'
 import { PullTimeoutError, TagNotFoundError } from './errors.js'
 import type { AgentContext } from './agent.js'
@@ -72,7 +73,7 @@ export async function resolveTag (context: AgentContext, repository: string, tag
 
   if (sources.length === 0) {
     const publisher = current.record.publisher
-    const connected = context.node.getPeers().find(peer => peer.toString() === publisher)
+    const connected = connectedPeers(context.node).get(publisher)
     if (connected != null) {
       sources = [connected]
     }

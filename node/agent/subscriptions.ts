@@ -15,6 +15,7 @@ import { localPlatform } from '../image/platform.js'
 import { endsHold, findPreviousRecord, LocalHolds } from './rollback.js'
 import { GarbageCollector } from '../store/gc.js'
 import { PinFile, type TagVersion } from '../store/pins.js'
+import { connectedPeers } from '../net/peers.js'
 import { pullImage } from './pull.js'
 import { PullQueue, type PullQueueInit } from './subscription-pulls.js'
 import { describeSubscriptions, type SubscriptionView } from './subscription-views.js'
@@ -337,7 +338,8 @@ export class SubscriptionManager {
     // saves probing random peers for the manifest, which in a large mesh
     // often misses it.
     const publisher = this.components.catalog.get(repository, tag)?.record.publisher
-    const preferredPeers = context.node.getPeers().filter(peer => peer.toString() === publisher)
+    const publisherPeer = publisher == null ? undefined : connectedPeers(context.node).get(publisher)
+    const preferredPeers = publisherPeer == null ? [] : [publisherPeer]
     const result = await pullImage(context, `${repository}@${version.digest}`, { platform: localPlatform(), signal: attemptSignal, waitForSourcesMs: SUBSCRIPTION_WAIT_FOR_SOURCES_MS, preferredPeers, onProgress })
 
     // A newer version may have superseded this one while the pull finished.

@@ -9,6 +9,7 @@
  */
 import { logger } from '@libp2p/logger'
 import { SyncBusyError } from '../sync/errors.js'
+import { connectedPeers } from '../net/peers.js'
 import type { KilomeshLibp2p } from '../net/libp2p.js'
 import type { PeerId } from '@libp2p/interface'
 import type { CatalogSync } from '../sync/catalog-sync.js'
@@ -83,7 +84,7 @@ export class SyncRelay {
 
   /** Returns up to `fanout` connected peers at random, none of them in `exclude`. */
   private pickPeers (exclude: Set<string>): PeerId[] {
-    const candidates = this.node.getPeers().filter(peer => !exclude.has(peer.toString()))
+    const candidates = [...connectedPeers(this.node)].filter(([name]) => !exclude.has(name)).map(([, peer]) => peer)
     // A partial Fisher-Yates shuffle moves `fanout` random peers to the front.
     const count = Math.min(this.fanout, candidates.length)
     for (let index = 0; index < count; index++) {

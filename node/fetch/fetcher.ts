@@ -10,6 +10,7 @@ import { DigestMismatchError } from '../../protocol/errors.js'
 import { BlobResponse } from '../../protocol/messages/blob.js'
 import { requestBlob } from '../net/blob-client.js'
 import { BUSY_RETRY_INITIAL_MS, BUSY_RETRY_MAX_MS, STALL_TIMEOUT_MS } from '../net/constants.js'
+import { connectedPeerNames, connectedPeers } from '../net/peers.js'
 import { raceAbort } from '../net/signals.js'
 import { NoSourceError, StallError } from './errors.js'
 import { shuffle } from './random.js'
@@ -157,7 +158,7 @@ export class BlobFetcher {
     const lacking = new Set<string>()
     // Preferred and recent sources are sent a full request straight away. A
     // miss costs one round trip before the connected peers and the DHT are probed.
-    const connected = new Set(this.node.getPeers().map(peer => peer.toString()))
+    const connected = connectedPeerNames(this.node)
     const queue: PeerId[] = []
     for (const peer of [...(options.preferredPeers ?? []), ...this.recentSources.filter(recent => connected.has(recent.toString()))]) {
       if (!this.penalties.isPenalised(peer.toString()) && !queue.some(queued => queued.equals(peer))) {
@@ -314,7 +315,7 @@ export class BlobFetcher {
     for (const name of contributors) {
       tried.delete(name)
     }
-    queue.unshift(...this.node.getPeers().filter(peer => contributors.includes(peer.toString())))
+    queue.unshift(...[...connectedPeers(this.node)].filter(([name]) => contributors.includes(name)).map(([, peer]) => peer))
   }
 
   /**

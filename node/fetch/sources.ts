@@ -9,6 +9,7 @@ import { logger } from '@libp2p/logger'
 import { digestToCid, type OciDigest } from '../../protocol/digest.js'
 import { BlobResponse } from '../../protocol/messages/blob.js'
 import { requestBlob } from '../net/blob-client.js'
+import { connectedPeerNames, connectedPeers } from '../net/peers.js'
 import { timeoutSignal } from '../net/signals.js'
 import { sample } from './random.js'
 import { setMostRecent } from '../util/bounded-map.js'
@@ -138,7 +139,7 @@ export class SourceFinder {
 
     // Each probe is a stream, so a well-connected agent probes a random sample
     // of its peers per round rather than all of them.
-    await this.ask(sample(this.node.getPeers().filter(usable), MAX_PROBED_PEERS), digest, found, options)
+    await this.ask(sample([...connectedPeers(this.node).values()].filter(usable), MAX_PROBED_PEERS), digest, found, options)
 
     // Busy holders name the peers they sent copies to. Those may not be
     // connected here, and without the DHT nothing else would lead to them.
@@ -197,7 +198,7 @@ export class SourceFinder {
    * soon as one can serve, instead of waiting for the whole query to finish.
    */
   private async askProviders (digest: OciDigest, usable: (peer: PeerId) => boolean, found: FoundSources, options: AbortOptions): Promise<void> {
-    const connected = new Set(this.node.getPeers().map(peer => peer.toString()))
+    const connected = connectedPeerNames(this.node)
     const lookup = new AbortController()
     const signal = AbortSignal.any([lookup.signal, timeoutSignal(FIND_PROVIDERS_TIMEOUT_MS, options.signal)])
     setMaxListeners(Infinity, signal)

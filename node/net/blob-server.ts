@@ -12,6 +12,7 @@ import { isDigest, type OciDigest } from '../../protocol/digest.js'
 import { BlobRequest, BlobResponse } from '../../protocol/messages/blob.js'
 import { CorruptBlobError } from '../store/errors.js'
 import { ARRIVAL_WAIT_MS, BLOB_CHUNK_BYTES, MAX_HOLDER_HINTS, MAX_INBOUND_BLOB_STREAMS, MAX_TRANSFER_TIME_MS, REQUEST_TIMEOUT_MS } from './constants.js'
+import { connectedPeerNames, connectedPeers } from './peers.js'
 import { timeoutSignal } from './signals.js'
 import { UploadBudget } from './upload-budget.js'
 import type { BlobStore, OpenBlob } from '../store/blob-store.js'
@@ -192,7 +193,7 @@ export class BlobServer {
       return { answer: { status: BlobResponse.Status.BAD_REQUEST, size: BigInt(sizeBytes), message: `offset ${request.offset} is past the end of ${request.digest} (${sizeBytes} bytes)`, holders: [] } }
     }
 
-    const connected = new Set(this.node.getPeers().map(remote => remote.toString()))
+    const connected = connectedPeerNames(this.node)
     const busy = this.budget.check(request.digest, peer, Number(request.offset), recipient => connected.has(recipient))
     if (busy != null) {
       this.stats.busyAnswers++
@@ -254,7 +255,7 @@ export class BlobServer {
    * address of an inbound connection is usually an ephemeral port.
    */
   private async holderAddresses (digest: string, requester: string, options: AbortOptions): Promise<string[]> {
-    const connected = new Map(this.node.getPeers().map(remote => [remote.toString(), remote]))
+    const connected = connectedPeers(this.node)
     const addresses: string[] = []
     for (const recipient of this.budget.recipients(digest, peer => connected.has(peer) && peer !== requester, MAX_HOLDER_HINTS)) {
       const peerId = connected.get(recipient)

@@ -10,6 +10,7 @@
 import { logger } from '@libp2p/logger'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { DEFAULT_MIN_CONNECTIONS, KEEPER_INTERVAL_MS, REDIAL_INITIAL_DELAY_MS, REDIAL_MAX_DELAY_MS } from './constants.js'
+import { connectedPeerNames } from './peers.js'
 import type { KilomeshLibp2p } from './libp2p.js'
 import type { PeerId } from '@libp2p/interface'
 
@@ -139,7 +140,7 @@ export class ConnectivityKeeper {
 
   /** Dials known peers, oldest backoff first, while the agent has too few connections. */
   private async topUp (): Promise<void> {
-    const connected = new Set(this.node.getPeers().map(peer => peer.toString()))
+    const connected = connectedPeerNames(this.node)
     let missing = this.minConnections - connected.size
     if (missing <= 0 || this.shutdown.signal.aborted) {
       return
