@@ -16,7 +16,10 @@ import { MAX_MANIFEST_BYTES } from '../../protocol/constants.js'
 import { digestOf } from '../../protocol/digest.js'
 import { InvalidManifestError } from '../image/errors.js'
 import { childDescriptors, parseManifest, type Descriptor, type ParsedManifest } from '../image/manifest.js'
-import { isIndexMediaType, isManifestMediaType, normalizeMediaType } from '../image/media-types.js'
+import {
+  DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, DOCKER_MANIFEST_SCHEMA1, DOCKER_MANIFEST_SCHEMA1_SIGNED, OCI_INDEX, OCI_MANIFEST,
+  isIndexMediaType, isManifestMediaType, normalizeMediaType
+} from '../image/media-types.js'
 import { ensureLocal, type RegistryRequest, type ResourceHandler } from './context.js'
 import { RegistryError } from './errors.js'
 import { readBody, sendEmpty } from './http.js'
@@ -25,23 +28,61 @@ import { repositoryPath } from './route.js'
 
 const log = logger('kilomesh:registry:manifests')
 
-/**
- * Returns the Content-Type as a media type hint for parseManifest, or
- * undefined when it names no manifest type (some clients send
- * application/json and rely on the body's own mediaType).
- */
-function mediaTypeHint (contentType: string | undefined): string | undefined {
-  if (contentType == null) {
+/** Media types a manifest may be pushed as: the manifest and index types kilomesh stores. */
+const PUSHABLE_MEDIA_TYPES = [OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST]
+
+/** Generic JSON Content-Type, which leaves the media type to the body's own mediaType field, as a missing header does. */
+const GENERIC_JSON = 'application/json'
+
+/** Lists the Content-Types a push accepts, for error messages. */
+function describePushableTypes (): string {
+  return `${PUSHABLE_MEDIA_TYPES.join(', ')}, or ${GENERIC_JSON} (or none) when the manifest names its own mediaType`
+}
+
+/** Returns the body's own mediaType field, or undefined when it has none or is not JSON (parseManifest reports that). */
+function bodyMediaType (bytes: Uint8Array): string | undefined {
+  try {
+    const body: unknown = JSON.parse(new TextDecoder().decode(bytes))
+    const mediaType = (body as { mediaType?: unknown } | null)?.mediaType
+    return typeof mediaType === 'string' ? mediaType : undefined
+  } catch {
     return undefined
   }
+}
 
-  const mediaType = normalizeMediaType(contentType)
-  return isManifestMediaType(mediaType) || isIndexMediaType(mediaType) ? mediaType : undefined
+/**
+ * Checks the Content-Type of a pushed manifest and returns it as the media
+ * type hint for parseManifest. A manifest or index type is the hint, and
+ * must match the body's mediaType when the body has one. A missing header
+ * or application/json leaves the type to the body. Schema 1 types pass on
+ * so that parseManifest's error explains how to convert the image. Any
+ * other type (such as text/plain) is rejected with MANIFEST_INVALID,
+ * because the type decides how every client reads the bytes.
+ */
+function mediaTypeHint (contentType: string | undefined, bytes: Uint8Array): string | undefined {
+  const sent = contentType == null ? '' : normalizeMediaType(contentType)
+  if (sent === '' || sent === GENERIC_JSON) {
+    return undefined
+  }
+  if (sent === DOCKER_MANIFEST_SCHEMA1 || sent === DOCKER_MANIFEST_SCHEMA1_SIGNED) {
+    return sent
+  }
+
+  if (!isManifestMediaType(sent) && !isIndexMediaType(sent)) {
+    throw new RegistryError('MANIFEST_INVALID', `manifest pushed with Content-Type ${JSON.stringify(contentType)}, which is not a manifest media type; send one of ${describePushableTypes()}`)
+  }
+
+  const own = bodyMediaType(bytes)
+  if (own != null && own !== sent) {
+    throw new RegistryError('MANIFEST_INVALID', `manifest pushed with Content-Type ${JSON.stringify(sent)} has mediaType ${JSON.stringify(own)}; send Content-Type: ${own}, which must be one of ${describePushableTypes()}`)
+  }
+  return sent
 }
 
 function parsePushedManifest (bytes: Uint8Array, contentType: string | undefined): ParsedManifest {
+  const hint = mediaTypeHint(contentType, bytes)
   try {
-    return parseManifest(bytes, mediaTypeHint(contentType))
+    return parseManifest(bytes, hint)
   } catch (err) {
     if (err instanceof InvalidManifestError) {
       throw new RegistryError('MANIFEST_INVALID', err.message)

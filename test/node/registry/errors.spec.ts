@@ -14,6 +14,8 @@ const LAYER = 'sha256:7c7c06a71bd052741ef6a57efb0fa47d95fd407ac41444208fafd33dc3
 const CONFIG = 'sha256:11cf634045183836747073e3aea959d01fdaf4fd55c8b9c022738e62123c439c'
 const MANIFEST_V1 = 'sha256:b00a22a43573e6deb217672d8fad3294e1a02e7d984c5a072d2044b18f24928c'
 const UNKNOWN_DIGEST = `sha256:${'0'.repeat(64)}`
+/** The layer of micro-httpd:v1, so a manifest with it and CONFIG is complete. */
+const V1_LAYER = { digest: 'sha256:6605c25f659b195ee6cf445c35a56180b3a2f26db15740fb46de7076b7f728b2', size: 6073 }
 const MAX_UPLOAD_BYTES = 64 * 1024
 
 function manifestWith (layers: Array<{ digest: string, size: number }>, config = { digest: CONFIG, size: 434 }): Buffer {
@@ -26,6 +28,13 @@ function manifestWith (layers: Array<{ digest: string, size: number }>, config =
 }
 
 const OCI_MANIFEST_HEADERS = { 'Content-Type': 'application/vnd.oci.image.manifest.v1+json' }
+
+/** Returns a complete manifest without its mediaType field, so only the Content-Type can name its type. */
+function manifestWithoutMediaType (): Buffer {
+  const fields = JSON.parse(manifestWith([V1_LAYER]).toString()) as Record<string, unknown>
+  delete fields.mediaType
+  return Buffer.from(JSON.stringify(fields))
+}
 
 interface BadRequest {
   name: string
@@ -65,6 +74,11 @@ const CASES: BadRequest[] = [
   { name: 'POST on a manifest', method: 'POST', path: '/v2/demo/httpd/manifests/v1', status: 405, code: 'UNSUPPORTED' },
   { name: 'manifest that is not JSON', method: 'PUT', path: '/v2/demo/httpd/manifests/v3', headers: OCI_MANIFEST_HEADERS, body: Buffer.from('not json'), status: 400, code: 'MANIFEST_INVALID' },
   { name: 'schema 1 manifest', method: 'PUT', path: '/v2/demo/httpd/manifests/v3', headers: { 'Content-Type': 'application/vnd.docker.distribution.manifest.v1+prettyjws' }, body: Buffer.from('{"schemaVersion":1,"name":"demo/httpd","tag":"v3","fsLayers":[]}'), status: 400, code: 'MANIFEST_INVALID' },
+  { name: 'manifest sent as text/plain', method: 'PUT', path: '/v2/demo/httpd/manifests/v3', headers: { 'Content-Type': 'text/plain' }, body: manifestWith([V1_LAYER]), status: 400, code: 'MANIFEST_INVALID' },
+  { name: 'manifest sent as octet-stream', method: 'PUT', path: '/v2/demo/httpd/manifests/v3', headers: { 'Content-Type': 'application/octet-stream' }, body: manifestWith([V1_LAYER]), status: 400, code: 'MANIFEST_INVALID' },
+  { name: 'manifest by digest as text/plain', method: 'PUT', path: `/v2/demo/httpd/manifests/${digestOf(manifestWith([V1_LAYER]))}`, headers: { 'Content-Type': 'text/plain; charset=utf-8' }, body: manifestWith([V1_LAYER]), status: 400, code: 'MANIFEST_INVALID' },
+  { name: 'manifest without mediaType as text/plain', method: 'PUT', path: '/v2/demo/httpd/manifests/v3', headers: { 'Content-Type': 'text/plain' }, body: manifestWithoutMediaType(), status: 400, code: 'MANIFEST_INVALID' },
+  { name: 'Docker Content-Type for OCI body', method: 'PUT', path: '/v2/demo/httpd/manifests/v3', headers: { 'Content-Type': 'application/vnd.docker.distribution.manifest.v2+json' }, body: manifestWith([V1_LAYER]), status: 400, code: 'MANIFEST_INVALID' },
   { name: 'Content-Type contradicting body', method: 'PUT', path: '/v2/demo/httpd/manifests/v3', headers: { 'Content-Type': 'application/vnd.oci.image.index.v1+json' }, body: manifestWith([]), status: 400, code: 'MANIFEST_INVALID' },
   { name: 'manifest over 4 MiB', method: 'PUT', path: '/v2/demo/httpd/manifests/v3', headers: OCI_MANIFEST_HEADERS, body: Buffer.alloc(4 * 1024 * 1024 + 1, 0x20), status: 413, code: 'SIZE_INVALID' },
   { name: 'manifest with unknown layer', method: 'PUT', path: '/v2/demo/httpd/manifests/v3', headers: OCI_MANIFEST_HEADERS, body: manifestWith([{ digest: UNKNOWN_DIGEST, size: 10 }]), status: 400, code: 'MANIFEST_BLOB_UNKNOWN' },
@@ -140,6 +154,23 @@ describe('registry bad requests', () => {
       assert.deepEqual(await registry.backend.listTags('demo/httpd'), ['v1', 'v2'])
     })
   }
+
+  it('manifest type error lists accepted types', async () => {
+    const response = await send(registry.port, 'PUT', '/v2/demo/httpd/manifests/v3', { headers: { 'Content-Type': 'text/plain' }, body: manifestWith([V1_LAYER]) })
+    const message = response.json<{ errors: Array<{ code: string, message: string }> }>().errors[0]?.message ?? ''
+
+    assert.match(message, /"text\/plain"/)
+    assert.match(message, /application\/vnd\.oci\.image\.manifest\.v1\+json/)
+    assert.match(message, /application\/vnd\.docker\.distribution\.manifest\.list\.v2\+json/)
+  })
+
+  it('manifest type mismatch names both types', async () => {
+    const response = await send(registry.port, 'PUT', '/v2/demo/httpd/manifests/v3', { headers: { 'Content-Type': 'application/vnd.docker.distribution.manifest.v2+json' }, body: manifestWith([V1_LAYER]) })
+    const message = response.json<{ errors: Array<{ code: string, message: string }> }>().errors[0]?.message ?? ''
+
+    assert.match(message, /application\/vnd\.docker\.distribution\.manifest\.v2\+json/)
+    assert.match(message, /mediaType "application\/vnd\.oci\.image\.manifest\.v1\+json"/)
+  })
 
   it('error body names the bad value', async () => {
     const response = await send(registry.port, 'GET', '/v2/Demo/httpd/tags/list')

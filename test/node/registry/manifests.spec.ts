@@ -273,6 +273,43 @@ describe('registry manifests', () => {
       assert.deepEqual(registry.backend.published, [])
     })
 
+    it('PUT without Content-Type takes the body type', async () => {
+      const body = ociManifest({ annotations: { note: 'no content type' } })
+
+      const response = await send(registry.port, 'PUT', '/v2/demo/httpd/manifests/v3', { body })
+
+      assert.equal(response.status, 201, response.body.toString())
+      assert.equal(registry.backend.published[0]?.descriptor.mediaType, OCI_MANIFEST)
+    })
+
+    it('PUT as application/json takes the body type', async () => {
+      const body = ociManifest({ annotations: { note: 'json' } })
+
+      const response = await send(registry.port, 'PUT', '/v2/demo/httpd/manifests/v3', { headers: { 'Content-Type': 'application/json; charset=utf-8' }, body })
+
+      assert.equal(response.status, 201, response.body.toString())
+      assert.equal(registry.backend.published[0]?.descriptor.mediaType, OCI_MANIFEST)
+    })
+
+    it('PUT without mediaType takes the Content-Type', async () => {
+      const fields = JSON.parse(ociManifest().toString()) as Record<string, unknown>
+      delete fields.mediaType
+      const body = Buffer.from(JSON.stringify({ ...fields, config: { ...(fields.config as object), mediaType: 'application/vnd.docker.container.image.v1+json' } }))
+
+      const response = await send(registry.port, 'PUT', '/v2/demo/httpd/manifests/v3', { headers: { 'Content-Type': DOCKER_MANIFEST }, body })
+
+      assert.equal(response.status, 201, response.body.toString())
+      assert.equal(registry.backend.published[0]?.descriptor.mediaType, DOCKER_MANIFEST)
+    })
+
+    it('PUT with a parameter in Content-Type', async () => {
+      const body = ociManifest({ annotations: { note: 'charset' } })
+
+      const response = await send(registry.port, 'PUT', '/v2/demo/httpd/manifests/v3', { headers: { 'Content-Type': `${OCI_MANIFEST}; charset=utf-8` }, body })
+
+      assert.equal(response.status, 201, response.body.toString())
+    })
+
     it('PUT Docker schema 2 manifest keeps its type', async () => {
       const body = Buffer.from(JSON.stringify({
         schemaVersion: 2,
