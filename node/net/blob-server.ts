@@ -194,7 +194,7 @@ export class BlobServer {
     }
 
     const connected = connectedPeerNames(this.node)
-    const busy = this.budget.check(request.digest, peer, Number(request.offset), recipient => connected.has(recipient))
+    const busy = this.budget.check(request.digest, peer, Number(request.offset), recipient => connected.has(recipient), sizeBytes)
     if (busy != null) {
       this.stats.busyAnswers++
       return { answer: { status: BlobResponse.Status.BUSY, size: BigInt(sizeBytes), message: busy, holders: [] } }

@@ -66,11 +66,29 @@ export const MAX_PROVIDERS_PER_LOOKUP = 20
 /** How long a provider that could not be dialled is skipped. */
 export const DEAD_PROVIDER_MS = 10 * 60_000
 
-/** Copies of one blob the server sends within UPLOAD_WINDOW_MS before it responds BUSY. */
-export const MAX_UPLOADS_PER_BLOB = 4
+/**
+ * Copies of one blob larger than SMALL_BLOB_BYTES the server sends within
+ * UPLOAD_WINDOW_MS before it responds BUSY. With the small blobs it serves
+ * more freely, a publisher stays under four copies of an image.
+ */
+export const MAX_UPLOADS_PER_BLOB = 3
 
 /**
- * Window for MAX_UPLOADS_PER_BLOB. It outlasts a rollout to a few dozen
+ * Largest blob counted as small: manifests and configs. Sending one costs
+ * next to nothing, while refusing it costs each device of a rollout a BUSY
+ * round trip, often a new connection to a named holder, at every hop.
+ */
+export const SMALL_BLOB_BYTES = 64 * 1024
+
+/**
+ * Copies of one small blob the server sends within UPLOAD_WINDOW_MS before
+ * it responds BUSY. It keeps a publisher's upload bounded however large the
+ * fleet: 64 copies of a 64 KiB blob are 4 MiB.
+ */
+export const MAX_UPLOADS_PER_SMALL_BLOB = 64
+
+/**
+ * Window for MAX_UPLOADS_PER_BLOB and MAX_UPLOADS_PER_SMALL_BLOB. It outlasts a rollout to a few dozen
  * devices on one busy machine, so the publisher does not start a second
  * round of copies while the first recipients still serve the rest. A BUSY
  * response names those recipients, so a peer that is not connected to them

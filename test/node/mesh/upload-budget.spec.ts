@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto'
 import { expect } from 'chai'
 import { requestBlob } from '../../../node/net/blob-client.js'
-import { MAX_UPLOADS_PER_BLOB } from '../../../node/net/constants.js'
+import { MAX_UPLOADS_PER_BLOB, SMALL_BLOB_BYTES } from '../../../node/net/constants.js'
+import { UploadBudget } from '../../../node/net/upload-budget.js'
 import { BlobResponse } from '../../../protocol/messages/blob.js'
 import { addressOf, startLocalAgent, stopLocalAgents, waitUntil } from '../../utils/in-process.js'
 import type { Agent } from '../../../node/agent/agent.js'
@@ -60,6 +61,18 @@ describe('blob server upload budget', function () {
     expect(holder.context.blobServer.stats.sentBytes).to.equal(MAX_UPLOADS_PER_BLOB * bytes.byteLength)
   })
 
+  it('serves a small blob to more peers than the large-blob limit', async () => {
+    const { holder, askers } = await holderAndAskers()
+    const bytes = randomBytes(SMALL_BLOB_BYTES)
+    const digest = await holder.context.store.put(bytes)
+
+    const results = await askAtOnce(holder, askers, digest)
+
+    expect(askers.length).to.be.greaterThan(MAX_UPLOADS_PER_BLOB)
+    expect(results.map(result => result.status)).to.deep.equal(askers.map(() => BlobResponse.Status.OK))
+    expect(holder.context.blobServer.stats.sentBytes).to.equal(askers.length * bytes.byteLength)
+  })
+
   it('names earlier recipients when busy', async () => {
     const { holder, askers } = await holderAndAskers()
     const bytes = randomBytes(256 * 1024)
@@ -80,5 +93,29 @@ describe('blob server upload budget', function () {
     await latecomer.context.fetcher.fetch(digest, { preferredPeers: [holder.node.peerId], waitForSourcesMs: 5_000 })
     expect(await latecomer.context.store.has(digest)).to.equal(true)
     expect(holder.context.blobServer.stats.sentBytes).to.equal(MAX_UPLOADS_PER_BLOB * bytes.byteLength)
+  })
+})
+
+describe('UploadBudget', () => {
+  const budget = (): UploadBudget => new UploadBudget({ maxUploadsPerBlob: 1, maxUploadsPerSmallBlob: 2, smallBlobBytes: 100, maxConcurrentUploads: 1 })
+
+  it('check caps copies of a small blob at its own limit', () => {
+    const uploads = budget()
+    for (const peer of ['a', 'b']) {
+      expect(uploads.check('sha256:small', peer, 0, () => true, 100)).to.equal(undefined)
+      uploads.begin('sha256:small', peer)()
+    }
+
+    expect(uploads.check('sha256:small', 'c', 0, () => true, 100)).to.match(/sent 2 copies of sha256:small/)
+  })
+
+  it('check holds back a large blob, but not a small one, while the uploads in progress are at their limit', () => {
+    const uploads = budget()
+    const end = uploads.begin('sha256:other', 'a')
+
+    expect(uploads.check('sha256:large', 'b', 0, () => true, 101)).to.match(/1 uploads are running, the limit is 1/)
+    expect(uploads.check('sha256:small', 'b', 0, () => true, 100)).to.equal(undefined)
+    end()
+    expect(uploads.check('sha256:large', 'b', 0, () => true, 101)).to.equal(undefined)
   })
 })
