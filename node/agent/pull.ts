@@ -133,7 +133,7 @@ async function pullParsed (context: AgentContext, parsed: ImageReference, refere
       onVerified
     })
     // A blob stored just now already has a fresh modification time, which is
-    // its last use for eviction; only a blob that was already here is touched.
+    // its last use for eviction. Only a blob that was already here is touched.
     if (!info.fetched) {
       await context.store.touch(descriptor.digest)
     }
@@ -146,7 +146,7 @@ async function pullParsed (context: AgentContext, parsed: ImageReference, refere
   let announceRoot = (): void => {}
   const rootVerified = new Promise<void>(resolve => { announceRoot = resolve })
   const rootStored = fetchOne(root, bytes => { verifiedRoot = bytes; announceRoot() })
-  // Awaited before the pull returns; this keeps a failure meanwhile from going unhandled.
+  // Awaited before the pull returns. This keeps a failure meanwhile from going unhandled.
   rootStored.catch(() => {})
   await Promise.race([rootVerified, rootStored])
   const rootBytes = verifiedRoot ?? await context.store.read(root.digest, options)

@@ -56,7 +56,7 @@ export interface FetchProgress {
 
 /** A blob that `fetch` made local. */
 export interface FetchedBlobInfo extends BlobInfo {
-  /** True when this call, or a transfer it joined, stored the blob; false when it was already stored. */
+  /** True when this call, or a transfer it joined, stored the blob. False when it was already stored. */
   fetched: boolean
 }
 
@@ -127,7 +127,7 @@ export class BlobFetcher {
   }
 
   /**
-   * Makes the blob local, fetching it when needed; throws NoSourceError when
+   * Makes the blob local, fetching it when needed. Throws NoSourceError when
    * no peer delivers it. `fetched` is false when the blob was already
    * stored, so a caller knows whether its last use needs recording.
    */

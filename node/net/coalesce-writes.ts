@@ -1,10 +1,10 @@
 /**
  * Merges the writes that one turn of the event loop makes to a connection's
  * TCP socket into one system call. @libp2p/noise writes each frame's 2-byte
- * length and its ciphertext as two writes, and yamux sends a frame for every
- * stream open, window update and close, so one blob request made about 24
- * socket writes, each a system call and a wake-up of the remote. Corking the
- * socket until the current tick ends makes Node send them with one writev.
+ * length and its ciphertext as two writes. yamux sends a frame for every
+ * stream open, window update and close. One blob request therefore made
+ * about 24 socket writes, each a system call that wakes the remote. Corking
+ * the socket until the current tick ends makes Node send them with one writev.
  *
  * The socket is reached through libp2p 3.3's Connection class, which keeps
  * the transport's connection as `maConn`, and @libp2p/tcp's, which keeps the
@@ -46,7 +46,7 @@ export function coalesceSocketWrites (connection: Connection): boolean {
     socket.uncork()
   }
 
-  // Writable.write has several overloads; the arguments pass through unchanged.
+  // Writable.write has several overloads, so the arguments pass through unchanged.
   socket.write = ((...args: Parameters<Socket['write']>): boolean => {
     if (!corked && !socket.destroyed) {
       corked = true
@@ -59,12 +59,12 @@ export function coalesceSocketWrites (connection: Connection): boolean {
   return true
 }
 
-/** True when the writes of `connection` go through coalesceSocketWrites. */
+/** Returns true when the writes of `connection` go through coalesceSocketWrites. */
 export function coalescesWrites (connection: Connection): boolean {
   return socketOf(connection)?.[COALESCING] === true
 }
 
-/** The TCP socket under a libp2p connection, when the connection exposes one. */
+/** Returns the TCP socket under a libp2p connection, when the connection exposes one. */
 function socketOf (connection: Connection): MarkedSocket | undefined {
   const maConn = (connection as unknown as { maConn?: { socket?: unknown } }).maConn
   return maConn?.socket instanceof Socket ? maConn.socket : undefined

@@ -41,7 +41,7 @@ export class UploadBudget {
 
   /**
    * Returns the reason to respond BUSY, or undefined when the upload may go
-   * ahead. `isConnected` tells whether an earlier recipient is still
+   * ahead. `isConnected` returns whether an earlier recipient is still
    * connected. A small blob (`sizeBytes` at most SMALL_BLOB_BYTES) is not
    * held back by the uploads in progress, which it would wait for longer
    * than it takes to send.

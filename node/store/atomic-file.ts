@@ -28,10 +28,10 @@ export async function fsyncDirectory (path: string): Promise<void> {
 export class FolderSync {
   /** The fsync that runs now, if any. */
   private running: Promise<void> | undefined
-  /** The fsync that starts when the running one ends; it covers every change made before it starts. */
+  /** The fsync that starts when the running one ends. It covers every change made before it starts. */
   private queued: Promise<void> | undefined
 
-  /** `syncFolder` flushes the folder; tests pass fsyncDirectory wrapped in a counter. */
+  /** `syncFolder` flushes the folder. Tests pass fsyncDirectory wrapped in a counter. */
   constructor (readonly path: string, private readonly syncFolder: (path: string) => Promise<void> = fsyncDirectory) {}
 
   /** Resolves once an fsync of the folder that started after this call has finished. */

@@ -371,9 +371,9 @@ export class BlobStore {
     await utimes(path, now, now)
 
     if (known == null) {
-      // No recorded mtime says whether the file changed since its bytes were
-      // cached (a small blob is stored without reading its mtime), so the
-      // next read goes back to the disk and verifies it.
+      // A small blob is stored without reading its mtime, so nothing shows
+      // whether the file changed since its bytes were cached. The next read
+      // goes back to the disk and verifies it.
       this.cache.delete(digest)
       return
     }
