@@ -28,6 +28,8 @@ const STATUS_BY_ERROR: Record<string, number> = {
   NoSourceError: 404,
   BlobNotFoundError: 404,
   PullTimeoutError: 504,
+  // The agent works, but the peer it dialled is on another private network.
+  SwarmKeyMismatchError: 502,
   NoPreviousVersionError: 409
 }
 
