@@ -9,6 +9,7 @@
  */
 import { logger } from '@libp2p/logger'
 import { childDescriptors, parseManifest } from '../image/manifest.js'
+import { localPlatform, MAX_INDEX_NESTING_DEPTH, selectManifests } from '../image/platform.js'
 import type { FetchedBlob, RegistryBackend } from './backend.js'
 import type { OciDigest } from '../../protocol/digest.js'
 import type { Descriptor } from '../image/manifest.js'
@@ -60,16 +61,26 @@ export class Prefetcher {
    * Starts fetching the config and layers of `manifest` once the manifest
    * itself is local, from its own prefetch or the store. The registry calls
    * it for the child of an index that matches this device's platform: the
-   * container runtime on the device requests that image's blobs next.
+   * container runtime on the device requests that image's blobs next. When
+   * that child is itself an index, the walk goes down to this platform's
+   * image, at most MAX_INDEX_NESTING_DEPTH levels.
    */
-  startChildrenOf (manifest: Descriptor): void {
+  startChildrenOf (manifest: Descriptor, depth = 1): void {
     void (async () => {
       const fetched = await this.pending(manifest.digest)
       const bytes = fetched?.bytes ?? (await this.backend.store.has(manifest.digest) ? await this.backend.store.read(manifest.digest) : undefined)
       if (bytes == null) {
         return
       }
-      this.start(childDescriptors(parseManifest(bytes, manifest.mediaType)), manifest.digest)
+
+      const parsed = parseManifest(bytes, manifest.mediaType)
+      this.start(childDescriptors(parsed), manifest.digest)
+      if (parsed.kind === 'index' && depth < MAX_INDEX_NESTING_DEPTH) {
+        const local = selectManifests(parsed, localPlatform())[0]
+        if (local != null) {
+          this.startChildrenOf(local, depth + 1)
+        }
+      }
     })().catch(err => {
       log('could not prefetch the blobs of %s - %e', manifest.digest, err)
     })

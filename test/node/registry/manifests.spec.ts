@@ -202,6 +202,30 @@ describe('registry manifests', () => {
       assert.deepEqual(others.filter(digest => fetched.includes(digest)), [], 'no other platform\'s blobs are fetched')
     })
 
+    it('nested index pull prefetches this platform\'s blobs', async () => {
+      const meshStore = registry.backend.meshStore
+      assert.ok(meshStore != null)
+      for (const [tag, descriptor] of await loadFixture(meshStore, 'busybox')) {
+        registry.backend.setTag('demo/busybox', tag, descriptor, 'mesh')
+      }
+      const inner = { mediaType: OCI_INDEX, digest: BUSYBOX_INDEX, size: (await meshStore.read(BUSYBOX_INDEX)).byteLength }
+      const outer = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: [inner] }))
+      const outerDigest = await meshStore.put(outer)
+      registry.backend.setTag('demo/busybox', 'nested', { mediaType: OCI_INDEX, digest: outerDigest, size: outer.byteLength }, 'mesh')
+      const blobsOf: Record<string, string[]> = { amd64: [BUSYBOX_AMD64_CONFIG, BUSYBOX_AMD64_LAYER], arm64: [BUSYBOX_ARM64_CONFIG, BUSYBOX_ARM64_LAYER] }
+      const local = localPlatform()
+      const expected = local.os === 'linux' ? blobsOf[local.architecture] ?? [] : []
+      const others = Object.values(blobsOf).flat().filter(digest => !expected.includes(digest))
+      const fetched = registry.backend.fetched as string[]
+
+      const index = await send(registry.port, 'GET', '/v2/demo/busybox/manifests/nested', { headers: { Accept: SKOPEO_ACCEPT } })
+      const settled = await waitFor(() => [BUSYBOX_INDEX, BUSYBOX_AMD64, BUSYBOX_ARM64, ...expected].every(digest => fetched.includes(digest)) && registry.server.prefetches === 0)
+
+      assert.equal(index.status, 200)
+      assert.equal(settled, true, `the inner index, both child manifests and the blobs of the ${local.os}/${local.architecture} image are prefetched`)
+      assert.deepEqual(others.filter(digest => fetched.includes(digest)), [], 'no other platform\'s blobs are fetched')
+    })
+
     it('manifest in memory is served and names itself as parent', async () => {
       const meshStore = registry.backend.meshStore
       assert.ok(meshStore != null)
