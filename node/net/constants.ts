@@ -68,8 +68,10 @@ export const DEAD_PROVIDER_MS = 10 * 60_000
 
 /**
  * Copies of one blob larger than SMALL_BLOB_BYTES the server sends within
- * UPLOAD_WINDOW_MS before it responds BUSY. With the small blobs it serves
- * more freely, a publisher stays under four copies of an image.
+ * UPLOAD_WINDOW_MS before it responds BUSY. Three copies of the layers leave
+ * room for the manifest and config, which go to more peers, so a publisher
+ * of an image with layers of a few hundred KiB or more uploads fewer than
+ * four copies of it.
  */
 export const MAX_UPLOADS_PER_BLOB = 3
 
