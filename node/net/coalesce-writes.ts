@@ -18,6 +18,14 @@ import type { Connection } from '@libp2p/interface'
 
 const log = logger('kilomesh:coalesce-writes')
 
+/**
+ * Size of a write that goes out at once, with whatever the tick queued
+ * before it: Node's default high-water mark for a socket. Holding a bulk
+ * transfer's chunks until the tick ends delayed the 'drain' events that pace
+ * it, and cut the blob protocol's throughput by a tenth.
+ */
+const FLUSH_AT_BYTES = 16 * 1024
+
 /** Marks sockets already wrapped, so that a second call does not wrap twice. */
 const COALESCING = Symbol('kilomesh.coalescing')
 
@@ -48,6 +56,15 @@ export function coalesceSocketWrites (connection: Connection): boolean {
 
   // Writable.write has several overloads, so the arguments pass through unchanged.
   socket.write = ((...args: Parameters<Socket['write']>): boolean => {
+    const chunk = args[0]
+    if (typeof chunk !== 'string' && chunk.byteLength >= FLUSH_AT_BYTES) {
+      const accepted = write(...args)
+      if (corked) {
+        uncork()
+      }
+      return accepted
+    }
+
     if (!corked && !socket.destroyed) {
       corked = true
       socket.cork()

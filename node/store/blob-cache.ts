@@ -1,15 +1,23 @@
 /**
  * The bytes of small verified blobs, kept in memory so that the blobs requested
- * most (manifests, configs, small layers) are served without touching
- * the disk. Only bytes that were hashed and matched their digest go in.
+ * most (manifests, configs, the layers of micro images) are served without
+ * touching the disk. Only bytes that were hashed and matched their digest go in.
  */
 import type { OciDigest } from '../../protocol/digest.js'
 
-/** Maximum size of a blob the cache keeps, in bytes. */
-export const MAX_CACHED_BLOB_BYTES = 64 * 1024
+/**
+ * Maximum size of a blob the cache keeps, in bytes: a micro image's layer.
+ * Served from disk, a 1 MB layer cost an open, a stat, four reads and a
+ * close per request, which held the blob protocol to 0.75x of a bare
+ * stream's throughput; served from memory it matches the bare stream.
+ */
+export const MAX_CACHED_BLOB_BYTES = 2 * 1024 * 1024
 
-/** Maximum bytes the cache keeps in all. The least recently used blobs are evicted first. */
-export const MAX_CACHE_BYTES = 4 * 1024 * 1024
+/**
+ * Maximum bytes the cache keeps in all, four of the largest cached blobs.
+ * The least recently used blobs are evicted first.
+ */
+export const MAX_CACHE_BYTES = 8 * 1024 * 1024
 
 export class BlobCache {
   /** Blob bytes by digest, least recently used first (Map keeps insertion order). */
