@@ -8,8 +8,8 @@ import type { OciDigest } from '../../protocol/digest.js'
 /**
  * Maximum size of a blob the cache keeps, in bytes: a micro image's layer.
  * Served from disk, a 1 MB layer cost an open, a stat, four reads and a
- * close per request, which held the blob protocol to 0.75x of a bare
- * stream's throughput; served from memory it matches the bare stream.
+ * close per request. That held the blob protocol to 0.75x of a bare
+ * stream's throughput, and served from memory it matches the bare stream.
  */
 export const MAX_CACHED_BLOB_BYTES = 2 * 1024 * 1024
 
