@@ -81,6 +81,12 @@ export interface AgentOptions {
   /** Write agent.json and serve the control socket; the simulator turns this off. */
   controlApi?: boolean
   /**
+   * Bytes of verified blobs the store keeps in memory to serve them
+   * (default MAX_CACHE_BYTES, 8 MiB). The simulator, which runs hundreds of
+   * agents in one process, passes less.
+   */
+  blobCacheBytes?: number
+  /**
    * Datastore for the catalog and libp2p's state; a LevelDB in DIR/datastore
    * when omitted. The simulator passes one that outlives a simulated crash.
    * The agent does not close a datastore it was given.
@@ -192,7 +198,7 @@ export class Agent {
       }
     }
 
-    const store = new BlobStore(options.dir)
+    const store = new BlobStore(options.dir, { cacheBytes: options.blobCacheBytes })
     const layout = new OciLayout(options.dir)
     try {
       await store.init()

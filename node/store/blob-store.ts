@@ -92,11 +92,13 @@ export class BlobStore {
   /** Blobs hashed by this process, keyed by digest, with the size and mtime they were checked at. */
   private readonly verified = new Map<OciDigest, { sizeBytes: number, mtimeMs: number }>()
   /** Bytes of small verified blobs. Every path that deletes a blob or finds it changed removes it here too. */
-  private readonly cache = new BlobCache()
+  private readonly cache: BlobCache
   private readonly storedListeners = new Set<(digest: OciDigest) => void>()
   private readonly deletedListeners = new Set<(digest: OciDigest) => void>()
 
-  constructor (readonly root: string) {
+  /** `cacheBytes` bounds the memory of verified blobs kept to serve them (default MAX_CACHE_BYTES). */
+  constructor (readonly root: string, init: { cacheBytes?: number } = {}) {
+    this.cache = new BlobCache(init.cacheBytes)
     this.blobFolder = join(root, 'blobs', 'sha256')
     this.blobFolderSync = new FolderSync(this.blobFolder)
     this.temporaryFolder = join(root, TEMPORARY_FOLDER)

@@ -140,8 +140,12 @@ export class OciLayout {
    * were read at. Every write replaces the file through a rename, which gives
    * it a new inode, so a stat that matches all three means the bytes are
    * current and one system call replaces four.
+   * NOTE: another program that rewrites the file in place, at the same size
+   * and within one tick of the file system's clock, goes unnoticed.
    */
   private indexCache: { bytes: Uint8Array, inode: number, sizeBytes: number, mtimeMs: number } | undefined
+  /** Counts this instance's writes of index.json, so a read that overlapped one is not cached. */
+  private indexWrites = 0
 
   constructor (root: string) {
     this.root = resolve(root)
@@ -272,17 +276,22 @@ export class OciLayout {
 
     // The stats come from the handle the bytes are read through, so they
     // describe the same file even when another writer replaces it meanwhile.
+    const writesBefore = this.indexWrites
     const read = await readSmallFileWithStats(this.indexPath, options)
-    this.indexCache = read
+    if (this.indexWrites === writesBefore) {
+      this.indexCache = read
+    }
     return read?.bytes
   }
 
-  /** Replaces index.json. The cache is dropped around the write, so a read that raced it is not trusted afterwards. */
+  /** Replaces index.json. The cache is dropped, and a read that overlaps the write does not fill it. */
   private async writeIndex (json: string): Promise<void> {
+    this.indexWrites++
     this.indexCache = undefined
     try {
       await writeFileAtomic(this.indexPath, json)
     } finally {
+      this.indexWrites++
       this.indexCache = undefined
     }
   }

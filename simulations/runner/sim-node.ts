@@ -30,6 +30,14 @@ import type { AbortOptions, PrivateKey } from '@libp2p/interface'
 
 const log = logger('kilomesh:sim:node')
 
+/**
+ * Bytes of verified blobs each simulated agent keeps in memory. An agent's
+ * default of 8 MiB, times hundreds of agents in one process, would hold
+ * every layer of a rollout in memory. A micro image's manifest, config and
+ * a small layer still fit.
+ */
+export const SIM_BLOB_CACHE_BYTES = 256 * 1024
+
 export type NodeStatus = 'new' | 'starting' | 'running' | 'stopping' | 'crashed' | 'left' | 'stopped'
 
 export interface SimNodeInit {
@@ -153,6 +161,7 @@ export class SimNode {
         // mDNS would multicast on the machine's real network.
         mdns: false,
         datastore: this.datastore,
+        blobCacheBytes: SIM_BLOB_CACHE_BYTES,
         ...this.init.agentOptions
       })
     } catch (err: any) {
