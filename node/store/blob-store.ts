@@ -13,6 +13,7 @@ import { logger } from '@libp2p/logger'
 import { digestHex, parseDigest, type OciDigest } from '../../protocol/digest.js'
 import { FolderSync } from './atomic-file.js'
 import { BlobCache, MAX_CACHED_BLOB_BYTES } from './blob-cache.js'
+import { ReadCheck } from './read-check.js'
 import { BlobWriter } from './blob-writer.js'
 import { BlobNotFoundError, CorruptBlobError } from './errors.js'
 import type { AbortOptions } from '@libp2p/interface'
@@ -66,6 +67,16 @@ function openInMemory (digest: OciDigest, bytes: Uint8Array): OpenBlob {
     sizeBytes: bytes.byteLength,
     read: async (position, lengthBytes) => bytes.subarray(position, position + lengthBytes),
     close: async () => {}
+  }
+}
+
+/** Yields the chunks of a file read from `start`, each checked before it is passed on. */
+async function * checkedChunks (source: AsyncIterable<Buffer>, start: number, check: ReadCheck): AsyncGenerator<Uint8Array> {
+  let position = start
+  for await (const chunk of source) {
+    await check.check(position, chunk)
+    position += chunk.byteLength
+    yield chunk
   }
 }
 
@@ -287,10 +298,27 @@ export class BlobStore {
         this.verified.set(digest, { sizeBytes: info.size, mtimeMs: info.mtimeMs })
       }
 
+      // A change to the file while it is read is caught before its last chunk.
+      const check = new ReadCheck({
+        digest,
+        sizeBytes: info.size,
+        mtimeMs: info.mtimeMs,
+        endBytes: info.size,
+        statNow: async () => handle.stat(),
+        hashNow: async () => {
+          const now = await handle.stat()
+          return hashOpenFile(handle, now.size)
+        },
+        discardCorrupt: async reason => this.discardCorrupt(digest, reason)
+      })
       return {
         digest,
         sizeBytes: info.size,
-        read: async (position, lengthBytes) => readAt(handle, position, lengthBytes),
+        read: async (position, lengthBytes) => {
+          const bytes = await readAt(handle, position, lengthBytes)
+          await check.check(position, bytes)
+          return bytes
+        },
         close: async () => { await handle.close() }
       }
     } catch (err) {
@@ -304,12 +332,16 @@ export class BlobStore {
     if (actual === digest) {
       return
     }
+    await this.discardCorrupt(digest, `it hashed to ${actual}`)
+  }
 
-    log.error('blob %s on disk hashes to %s; removing it', digest, actual)
+  /** Removes a blob found corrupt, logs it, and throws CorruptBlobError naming `reason`. */
+  private async discardCorrupt (digest: OciDigest, reason: string): Promise<never> {
+    log.error('blob %s on disk is corrupt (%s); removing it', digest, reason)
     await rm(this.pathOf(digest), { force: true })
     this.verified.delete(digest)
     this.cache.delete(digest)
-    throw new CorruptBlobError(`stored blob ${digest} was corrupt (it hashed to ${actual}) and has been removed; fetch it again`)
+    throw new CorruptBlobError(`stored blob ${digest} was corrupt (${reason}) and has been removed; fetch it again`)
   }
 
   /** Reads a whole blob into memory after verifying it. Meant for manifests and configs. */
@@ -349,13 +381,31 @@ export class BlobStore {
       return { sizeBytes: info.sizeBytes, stream: (async function * () {})() }
     }
 
-    const stream = createReadStream(this.pathOf(digest), { start, end: options.end, signal: options.signal, highWaterMark: 256 * 1024 })
+    const path = this.pathOf(digest)
+    const stream = createReadStream(path, { start, end: options.end, signal: options.signal, highWaterMark: 256 * 1024 })
     // A reader that stops before iterating, then aborts the signal, would
     // otherwise leave an 'error' event with no listener, which ends the process.
     // A reader that iterates still gets the error from the iterator.
     stream.on('error', err => { log.trace('read stream of %s ended: %e', digest, err) })
 
-    return { sizeBytes: info.sizeBytes, stream }
+    // `end` is inclusive, as in an HTTP range.
+    const check = new ReadCheck({
+      digest,
+      sizeBytes: info.sizeBytes,
+      mtimeMs: info.lastUsedMs,
+      endBytes: Math.min(options.end ?? info.sizeBytes - 1, info.sizeBytes - 1) + 1,
+      statNow: async () => stat(path),
+      hashNow: async () => {
+        const handle = await open(path, 'r')
+        try {
+          return await hashOpenFile(handle, (await handle.stat()).size)
+        } finally {
+          await handle.close()
+        }
+      },
+      discardCorrupt: async reason => this.discardCorrupt(digest, reason)
+    })
+    return { sizeBytes: info.sizeBytes, stream: checkedChunks(stream, start, check) }
   }
 
   /**
