@@ -11,7 +11,7 @@ import { MAX_MANIFEST_BYTES } from '../../protocol/constants.js'
 import { isDigest, type OciDigest } from '../../protocol/digest.js'
 import { InvalidManifestError, errorMessage } from './errors.js'
 import {
-  DOCKER_MANIFEST_SCHEMA1, DOCKER_MANIFEST_SCHEMA1_SIGNED, OCI_INDEX, OCI_MANIFEST,
+  DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, DOCKER_MANIFEST_SCHEMA1, DOCKER_MANIFEST_SCHEMA1_SIGNED, OCI_INDEX, OCI_MANIFEST,
   isIndexMediaType, isManifestMediaType, normalizeMediaType
 } from './media-types.js'
 
@@ -138,6 +138,13 @@ function decodeJson (bytes: Uint8Array): Record<string, unknown> {
     throw new InvalidManifestError(`manifest of ${bytes.byteLength} bytes is larger than the limit of ${MAX_MANIFEST_BYTES} bytes`)
   }
 
+  // TextDecoder would drop a byte order mark, which JSON does not allow and
+  // other clients reject, so a manifest with one would be stored and
+  // announced but could not be pulled.
+  if (bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) {
+    throw new InvalidManifestError('manifest starts with a UTF-8 byte order mark, which JSON does not allow; save it without one')
+  }
+
   let body: unknown
   try {
     body = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes))
@@ -168,6 +175,11 @@ function resolveMediaType (body: Record<string, unknown>, mediaTypeHint: string 
   }
 
   if (hint != null) {
+    // Docker's schema 2 requires the field, and clients such as skopeo
+    // cannot read a Docker manifest without it.
+    if (hint === DOCKER_MANIFEST || hint === DOCKER_MANIFEST_LIST) {
+      throw new InvalidManifestError(`manifest has no mediaType, which a ${hint === DOCKER_MANIFEST ? 'Docker schema 2 manifest' : 'Docker manifest list'} must contain (its descriptor or Content-Type says ${show(hint)}); add "mediaType": ${show(hint)} to the body, or send an OCI type`)
+    }
     return hint
   }
 

@@ -318,12 +318,36 @@ describe('registry manifests', () => {
     it('PUT without mediaType takes the Content-Type', async () => {
       const fields = JSON.parse(ociManifest().toString()) as Record<string, unknown>
       delete fields.mediaType
+      const body = Buffer.from(JSON.stringify(fields))
+
+      const response = await send(registry.port, 'PUT', '/v2/demo/httpd/manifests/v3', { headers: { 'Content-Type': OCI_MANIFEST }, body })
+
+      assert.equal(response.status, 201, response.body.toString())
+      assert.equal(registry.backend.published[0]?.descriptor.mediaType, OCI_MANIFEST)
+    })
+
+    it('PUT of a Docker manifest without mediaType is rejected', async () => {
+      // Docker's schema 2 requires the field, and skopeo cannot pull such a manifest.
+      const fields = JSON.parse(ociManifest().toString()) as Record<string, unknown>
+      delete fields.mediaType
       const body = Buffer.from(JSON.stringify({ ...fields, config: { ...(fields.config as object), mediaType: 'application/vnd.docker.container.image.v1+json' } }))
 
       const response = await send(registry.port, 'PUT', '/v2/demo/httpd/manifests/v3', { headers: { 'Content-Type': DOCKER_MANIFEST }, body })
 
-      assert.equal(response.status, 201, response.body.toString())
-      assert.equal(registry.backend.published[0]?.descriptor.mediaType, DOCKER_MANIFEST)
+      assert.equal(response.status, 400)
+      assert.match(response.body.toString(), /MANIFEST_INVALID/)
+      assert.match(response.body.toString(), /must contain/)
+      assert.equal(registry.backend.published.length, 0)
+    })
+
+    it('PUT of a manifest with a byte order mark is rejected', async () => {
+      const body = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), ociManifest()])
+
+      const response = await send(registry.port, 'PUT', '/v2/demo/httpd/manifests/v3', { headers: { 'Content-Type': OCI_MANIFEST }, body })
+
+      assert.equal(response.status, 400)
+      assert.match(response.body.toString(), /byte order mark/)
+      assert.equal(registry.backend.published.length, 0)
     })
 
     it('PUT with a parameter in Content-Type', async () => {
