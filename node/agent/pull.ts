@@ -6,8 +6,9 @@
 import { setMaxListeners } from 'node:events'
 import { logger } from '@libp2p/logger'
 import { parseReference, type ImageReference } from '../../protocol/reference.js'
-import { childDescriptors, parseManifest, type Descriptor, type Platform } from '../image/manifest.js'
-import { formatPlatform, localPlatform, platformMatches, selectNestedManifests } from '../image/platform.js'
+import { childDescriptors, parseManifest, type Descriptor, type ParsedManifest, type Platform } from '../image/manifest.js'
+import { isIndexMediaType } from '../image/media-types.js'
+import { formatPlatform, localPlatform, MAX_INDEX_NESTING_DEPTH, platformMatches, selectNestedManifests } from '../image/platform.js'
 import { connectedPeers } from '../net/peers.js'
 import { resolveFromPeers } from '../net/resolve.js'
 import { PullTimeoutError, TagNotFoundError } from './errors.js'
@@ -202,7 +203,7 @@ async function pullParsed (context: AgentContext, parsed: ImageReference, refere
   await rootStored
   blobCount += leaves.length
 
-  if (parsed.tag != null && !await holdsVersion(context, `${parsed.repository}:${parsed.tag}`, root, versionDigests, options)) {
+  if (parsed.tag != null && !await holdsVersion(context, `${parsed.repository}:${parsed.tag}`, root, rootManifest, versionDigests, options)) {
     await context.layout.setRef(`${parsed.repository}:${parsed.tag}`, { mediaType: image.mediaType, digest: image.digest, size: image.size })
   }
 
@@ -230,16 +231,38 @@ async function pullParsed (context: AgentContext, parsed: ImageReference, refere
 /**
  * Returns true when the data directory's tag already names this version:
  * its root, or one of the manifests or nested indexes under the root
- * (`versionDigests`). A pull of one platform then leaves the tag alone, so
- * a device that has the whole index (such as the publisher) keeps it after
- * exporting another platform with --to.
+ * (`versionDigests`, and the nested indexes this device holds). A pull of
+ * one platform then leaves the tag alone, so a device that has the whole
+ * index (such as the publisher), or another platform of a nested index,
+ * keeps it after exporting another platform with --to.
  */
-async function holdsVersion (context: AgentContext, refName: string, root: Descriptor, versionDigests: Set<string>, options: AbortOptions): Promise<boolean> {
+async function holdsVersion (context: AgentContext, refName: string, root: Descriptor, rootManifest: ParsedManifest, versionDigests: Set<string>, options: AbortOptions): Promise<boolean> {
   const current = (await context.layout.refs(options)).get(refName)
   if (current == null) {
     return false
   }
-  return current.digest === root.digest || versionDigests.has(current.digest)
+  if (current.digest === root.digest || versionDigests.has(current.digest)) {
+    return true
+  }
+  return rootManifest.kind === 'index' && await isUnderLocalIndexes(context, rootManifest, current.digest, MAX_INDEX_NESTING_DEPTH, options)
+}
+
+/** Returns true when `digest` is a child of `index` or of a nested index in this device's store, at most `depth` levels down. */
+async function isUnderLocalIndexes (context: AgentContext, index: ParsedManifest & { kind: 'index' }, digest: string, depth: number, options: AbortOptions): Promise<boolean> {
+  for (const child of index.manifests) {
+    if (child.digest === digest) {
+      return true
+    }
+    if (depth <= 1 || !isIndexMediaType(child.mediaType) || !await context.store.has(child.digest)) {
+      continue
+    }
+
+    const nested = parseManifest(await context.store.read(child.digest, options), child.mediaType)
+    if (nested.kind === 'index' && await isUnderLocalIndexes(context, nested, digest, depth - 1, options)) {
+      return true
+    }
+  }
+  return false
 }
 
 /**

@@ -101,6 +101,18 @@ describe('agent pull of a nested image index', function () {
     })
   }
 
+  for (const tag of ['wrapped', 'per-platform']) {
+    it(`keeps the ${tag} tag on this platform after exporting another`, async () => {
+      const other = Object.keys(BUSYBOX_TAGS).find(platform => platform !== formatPlatform(localPlatform())) ?? ''
+
+      await runCliOk(['pull', `nested/busybox:${tag}`, '--dir', b.dir])
+      await runCliOk(['pull', `nested/busybox:${tag}`, '--platform', other, '--to', await outputFolder(), '--dir', b.dir])
+
+      const expected = await requireRef(fixture('busybox'), localTag ?? '')
+      expect((await findRef(b.dir, `nested/busybox:${tag}`))?.digest).to.equal(expected.digest)
+    })
+  }
+
   it('pulls every blob of a nested index with --platform all', async () => {
     const out = await outputFolder()
 
