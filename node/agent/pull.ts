@@ -11,9 +11,10 @@ import { isIndexMediaType } from '../image/media-types.js'
 import { formatPlatform, localPlatform, MAX_INDEX_NESTING_DEPTH, platformMatches, selectNestedManifests } from '../image/platform.js'
 import { connectedPeers } from '../net/peers.js'
 import { resolveFromPeers } from '../net/resolve.js'
+import { CorruptBlobError } from '../store/errors.js'
 import { PullTimeoutError, TagNotFoundError } from './errors.js'
 import type { AgentContext } from './agent.js'
-import type { FetchProgress } from '../fetch/fetcher.js'
+import type { FetchedBlobInfo, FetchProgress } from '../fetch/fetcher.js'
 import type { AbortOptions, PeerId } from '@libp2p/interface'
 
 const log = logger('kilomesh:pull')
@@ -125,7 +126,7 @@ async function pullParsed (context: AgentContext, parsed: ImageReference, refere
 
   const platform = options.platform ?? localPlatform()
   const fetchOne = async (descriptor: Descriptor, onVerified?: (bytes: Uint8Array) => void): Promise<void> => {
-    const info = await context.fetcher.fetch(descriptor.digest, {
+    const fetch = async (): Promise<FetchedBlobInfo> => context.fetcher.fetch(descriptor.digest, {
       signal: options.signal,
       sizeBytes: descriptor.size >= 0 ? descriptor.size : undefined,
       preferredPeers: sources,
@@ -133,8 +134,24 @@ async function pullParsed (context: AgentContext, parsed: ImageReference, refere
       waitForSourcesMs: options.waitForSourcesMs,
       onVerified
     })
-    // A blob stored just now already has a fresh modification time, which is
-    // its last use for eviction. Only a blob that was already here is touched.
+    let info = await fetch()
+    if (info.fetched) {
+      return
+    }
+
+    // A blob that was already here is checked, and fetched again from a
+    // peer when the check finds it corrupt and removes it. Its modification
+    // time is its last use for eviction, so it is touched; a blob stored
+    // just now already has a fresh one.
+    try {
+      await context.store.verify(descriptor.digest, options)
+    } catch (err) {
+      if (!(err instanceof CorruptBlobError)) {
+        throw err
+      }
+      log('local copy of %s was corrupt, fetching it again: %s', descriptor.digest, err.message)
+      info = await fetch()
+    }
     if (!info.fetched) {
       await context.store.touch(descriptor.digest)
     }
