@@ -114,6 +114,8 @@ export interface AgentContext {
   /** Subscribed tags, their automatic pulls, pins, local rollbacks and garbage collection. */
   subscriptions: SubscriptionManager
   startedAtMs: number
+  /** The absolute path of the swarm key file when the agent is on a private network. */
+  swarmKeyPath?: string
   /** The catalog sync service, which reconciles catalogs with peers. */
   sync: CatalogSync
   /** Peers cut off by the test-only control routes; present only with `testHooks`. */
@@ -122,9 +124,10 @@ export interface AgentContext {
 
 /**
  * Returns the connection protector: the caller's, with the private network
- * key of `--swarm-key` or config.json's `swarmKey` applied first when one is set.
+ * key of `--swarm-key` or config.json's `swarmKey` applied first when one is
+ * set, and the key file's absolute path.
  */
-async function connectionProtector (options: AgentOptions, config: AgentConfig): Promise<NodeInit['connectionProtector']> {
+async function connectionProtector (options: AgentOptions, config: AgentConfig): Promise<{ protector: NodeInit['connectionProtector'], swarmKeyPath?: string }> {
   const configured = config.swarmKey
   if (configured != null && typeof configured !== 'string') {
     throw new InvalidConfigError(`"swarmKey" in ${dataDirPaths(options.dir).config} must be the path of a swarm key file, got ${JSON.stringify(configured)}`)
@@ -132,12 +135,13 @@ async function connectionProtector (options: AgentOptions, config: AgentConfig):
 
   const path = options.swarmKey ?? configured
   if (path == null || path === '') {
-    return options.connectionProtector
+    return { protector: options.connectionProtector }
   }
 
-  const swarmKey = await loadSwarmKey(resolve(options.dir, path))
-  log('private network: only peers with the swarm key %s can connect', path)
-  return privateNetworkProtector(swarmKey, options.connectionProtector)
+  const swarmKeyPath = resolve(options.dir, path)
+  const swarmKey = await loadSwarmKey(swarmKeyPath)
+  log('private network: only peers with the swarm key %s can connect', swarmKeyPath)
+  return { protector: privateNetworkProtector(swarmKey, options.connectionProtector), swarmKeyPath }
 }
 
 export class Agent {
@@ -172,7 +176,7 @@ export class Agent {
     const listen = (options.listen ?? config.listen).map((address, i) => parseMultiaddrValue(address, `listen address ${i + 1}`))
     const bootstrap = [...config.bootstrap, ...(options.bootstrap ?? []).map((address, i) => parseBootstrapAddress(address, `bootstrap address ${i + 1}`))]
     const registry = parseRegistryAddress(options.registry ?? config.registry)
-    const protector = await connectionProtector(options, config)
+    const { protector, swarmKeyPath } = await connectionProtector(options, config)
     const blocklist = options.testHooks === true ? new PeerBlocklist() : undefined
 
     // The LevelDB lock keeps a second agent off the data directory, so it is
@@ -248,7 +252,7 @@ export class Agent {
     const sync = node.services.catalogSync as CatalogSync
     const relay = new SyncRelay(node, sync)
     relay.start()
-    const context: AgentContext = { dir: options.dir, paths, config, privateKey, peerId, node, store, layout, catalog, fetcher, penalties, announcer, blobServer, providers, connectivity, subscriptions, startedAtMs, sync, blocklist }
+    const context: AgentContext = { dir: options.dir, paths, config, privateKey, peerId, node, store, layout, catalog, fetcher, penalties, announcer, blobServer, providers, connectivity, subscriptions, startedAtMs, swarmKeyPath, sync, blocklist }
     const agent = new Agent(context, options)
 
     agent.stoppers.push(closeDatastore)

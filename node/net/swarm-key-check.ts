@@ -226,9 +226,11 @@ function findError (err: unknown, name: string, depth = 0): Error | undefined {
  * Explains a failed dial of `address`: returns a SwarmKeyMismatchError when
  * the connection failed in the swarm key handshake, or before encryption
  * was agreed for a reason other than a wrong peer ID, which is what an agent
- * without a key gets from an agent with one. Returns `err` otherwise.
+ * without a key gets from an agent with one. `hasSwarmKey` says whether this
+ * agent has a key, which decides the likely causes named. Returns `err`
+ * otherwise.
  */
-export function explainDialFailure (err: unknown, address: string): unknown {
+export function explainDialFailure (err: unknown, address: string, hasSwarmKey: boolean): unknown {
   const mismatch = findError(err, SwarmKeyMismatchError.name)
   if (mismatch != null) {
     return mismatch
@@ -243,5 +245,10 @@ export function explainDialFailure (err: unknown, address: string): unknown {
   }
 
   const detail = `the connection failed before encryption was agreed (${encryption.message})`
-  return new SwarmKeyMismatchError(mismatchMessage(address, detail, 'the peer likely uses a different swarm key, or none, or it has one and this agent has none'), { cause: err })
+  if (hasSwarmKey) {
+    return new SwarmKeyMismatchError(mismatchMessage(address, detail, 'the peer likely uses a different swarm key, or none'), { cause: err })
+  }
+  // Without a key, this agent speaks plain libp2p, so either the address is
+  // not an agent's libp2p port, or the peer is on a private network.
+  return new SwarmKeyMismatchError(`connection to ${address} failed: ${detail}. Either the address is not a kilomesh agent's libp2p address (compare its port with "multiaddrs" in the peer's agent.json; the registry and control ports do not speak libp2p), or the peer is on a private network and this agent has no swarm key. To join that network, ${SWARM_KEY_FIX}`, { cause: err })
 }

@@ -69,7 +69,7 @@ export const coreRoutes: ControlRoute[] = [
         connection = await node.dial(target, { signal: AbortSignal.timeout(CONNECT_TIMEOUT_MS), force: alreadyConnected })
       } catch (err) {
         // A peer with another swarm key fails with generic upgrade errors; name the likely cause.
-        throw explainDialFailure(err, address)
+        throw explainDialFailure(err, address, agent.context.swarmKeyPath != null)
       }
       if (alreadyConnected) {
         await connection.close().catch(() => {})

@@ -1,5 +1,7 @@
 import { expect } from 'chai'
+import { once } from 'node:events'
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises'
+import { createServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { cleanUp, createDataDir, runCli, runCliOk, startAgent, type TestAgent } from '../../utils/agents.js'
@@ -58,10 +60,11 @@ describe('swarm key mismatch', function () {
     await cleanUp(agents, folders)
   })
 
-  const cases: Array<{ name: string, dialer: () => TestAgent, listener: () => TestAgent }> = [
-    { name: 'different keys', dialer: () => second, listener: () => first },
-    { name: 'keyless dialer', dialer: () => keyless, listener: () => first },
-    { name: 'keyless listener', dialer: () => first, listener: () => keyless }
+  const KEYED_CAUSE = /different swarm key, or none/
+  const cases: Array<{ name: string, dialer: () => TestAgent, listener: () => TestAgent, cause: RegExp }> = [
+    { name: 'different keys', dialer: () => second, listener: () => first, cause: KEYED_CAUSE },
+    { name: 'keyless dialer', dialer: () => keyless, listener: () => first, cause: /on a private network and this agent has no swarm key/ },
+    { name: 'keyless listener', dialer: () => first, listener: () => keyless, cause: KEYED_CAUSE }
   ]
 
   for (const testCase of cases) {
@@ -73,13 +76,31 @@ describe('swarm key mismatch', function () {
       const result = await runCli(['connect', listener.info.multiaddrs[0] ?? '', '--dir', dialer.dir])
 
       expect(result.code).to.not.equal(0)
-      expect(result.stderr).to.match(/different swarm key, or none/)
+      expect(result.stderr).to.match(testCase.cause)
       expect(result.stderr).to.contain('swarm.key')
       expect(result.stderr).to.contain('docs/operations.md')
       expect(Date.now() - startedMs).to.be.below(MAX_CONNECT_MS)
       expect(JSON.parse(await runCliOk(['peers', '--json', '--dir', dialer.dir]))).to.deep.equal([])
     })
   }
+
+  it('connect from a keyless agent to a port that is not libp2p names the address first', async () => {
+    // A server that hangs up at once, as a port of another program might.
+    const server = createServer(socket => { socket.destroy() })
+    server.listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    try {
+      const port = (server.address() as AddressInfo).port
+      const peerId = first.info.peerId
+
+      const result = await runCli(['connect', `/ip4/127.0.0.1/tcp/${port}/p2p/${peerId}`, '--dir', keyless.dir])
+
+      expect(result.code).to.not.equal(0)
+      expect(result.stderr).to.match(/not a kilomesh agent's libp2p address/)
+    } finally {
+      server.close()
+    }
+  })
 
   it('agent with a key logs the mismatched peer', async () => {
     await runCli(['connect', first.info.multiaddrs[0] ?? '', '--dir', second.dir])
