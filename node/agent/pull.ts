@@ -141,7 +141,7 @@ async function pullParsed (context: AgentContext, parsed: ImageReference, refere
 
     // A blob that was already here is checked, and fetched again from a
     // peer when the check finds it corrupt and removes it. Its modification
-    // time is its last use for eviction, so it is touched; a blob stored
+    // time is its last use for eviction, so it is touched. A blob stored
     // just now already has a fresh one.
     try {
       await context.store.verify(descriptor.digest, options)

@@ -142,7 +142,7 @@ function decodeJson (bytes: Uint8Array): Record<string, unknown> {
   // other clients reject, so a manifest with one would be stored and
   // announced but could not be pulled.
   if (bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) {
-    throw new InvalidManifestError('manifest starts with a UTF-8 byte order mark, which JSON does not allow; save it without one')
+    throw new InvalidManifestError('invalid manifest: it starts with a UTF-8 byte order mark, which JSON does not allow; save it without one')
   }
 
   let body: unknown
@@ -178,7 +178,7 @@ function resolveMediaType (body: Record<string, unknown>, mediaTypeHint: string 
     // Docker's schema 2 requires the field, and clients such as skopeo
     // cannot read a Docker manifest without it.
     if (hint === DOCKER_MANIFEST || hint === DOCKER_MANIFEST_LIST) {
-      throw new InvalidManifestError(`manifest has no mediaType, which a ${hint === DOCKER_MANIFEST ? 'Docker schema 2 manifest' : 'Docker manifest list'} must contain (its descriptor or Content-Type says ${show(hint)}); add "mediaType": ${show(hint)} to the body, or send an OCI type`)
+      throw new InvalidManifestError(`invalid manifest: mediaType is missing, and a ${hint === DOCKER_MANIFEST ? 'Docker schema 2 manifest' : 'Docker manifest list'} must contain it (its descriptor or Content-Type says ${show(hint)}); add "mediaType": ${show(hint)} to the body, or send an OCI type`)
     }
     return hint
   }

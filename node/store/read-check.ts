@@ -12,7 +12,7 @@ import type { OciDigest } from '../../protocol/digest.js'
 /** Size and mtime of the file as it is now. */
 export type StatNow = () => Promise<{ size: number, mtimeMs: number }>
 
-/** Hashes the whole file as it is now; returns its digest. */
+/** Hashes the whole file as it is now and returns its digest. */
 export type HashNow = () => Promise<string>
 
 /** Removes the blob and throws CorruptBlobError, naming `reason`. */
@@ -45,7 +45,7 @@ export class ReadCheck {
 
   constructor (private readonly init: ReadCheckInit) {}
 
-  /** Checks a chunk at `position`; throws CorruptBlobError before the read's last chunk when the blob changed. */
+  /** Checks a chunk at `position`. Throws CorruptBlobError before the read's last chunk when the blob changed. */
   async check (position: number, chunk: Uint8Array): Promise<void> {
     if (position === this.hashedBytes) {
       this.hash.update(chunk)
