@@ -78,6 +78,11 @@ export function parseSwarmKey (text: string, source: string): Uint8Array {
   return new TextEncoder().encode(`${SWARM_KEY_HEADER}\n${SWARM_KEY_ENCODING}\n${key.toLowerCase()}`)
 }
 
+/** Returns true when users other than the owner may read the file at `path`, which a swarm key must not allow. */
+export async function readableByOthers (path: string): Promise<boolean> {
+  return ((await stat(path)).mode & 0o077) !== 0
+}
+
 /** Reads and checks a swarm key file; logs a warning when users other than the owner may read it. */
 export async function loadSwarmKey (path: string, options?: AbortOptions): Promise<Uint8Array> {
   let text: string

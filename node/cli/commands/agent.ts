@@ -86,6 +86,17 @@ ${COMMON_HELP}`,
         console.log(`  listening on ${address}`)
       }
       console.log(`  registry ${agent.registryAddress ?? 'off'}`)
+      if (agent.context.swarmKeyPath != null) {
+        console.log(`  private network: only peers with the swarm key ${agent.context.swarmKeyPath} connect`)
+      }
+    }
+    // A key that others may read lets them join the private network, so this
+    // warning is printed whatever the log settings.
+    if (agent.context.swarmKeyPath != null) {
+      const { readableByOthers } = await import('../../net/swarm-key.js')
+      if (await readableByOthers(agent.context.swarmKeyPath).catch(() => false)) {
+        console.error(`warning: swarm key ${agent.context.swarmKeyPath} can be read by other users; run "chmod 600 ${agent.context.swarmKeyPath}"`)
+      }
     }
 
     const cancelGc = scheduleStartupGc()

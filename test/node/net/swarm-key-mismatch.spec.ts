@@ -1,6 +1,6 @@
 import { expect } from 'chai'
 import { once } from 'node:events'
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises'
+import { chmod, mkdtemp, readFile, writeFile } from 'node:fs/promises'
 import { createServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -100,6 +100,24 @@ describe('swarm key mismatch', function () {
     } finally {
       server.close()
     }
+  })
+
+  it('agent with a key that others may read says so without DEBUG', async () => {
+    const keys = await mkdtemp(join(tmpdir(), 'km-swarm-open-key-'))
+    folders.push(keys)
+    const keyPath = join(keys, 'open.key')
+    await runCliOk(['keygen', '--out', keyPath])
+    await chmod(keyPath, 0o644)
+    const dir = await createDataDir()
+    const configPath = join(dir, 'config.json')
+    const config = JSON.parse(await readFile(configPath, 'utf8')) as Record<string, unknown>
+    await writeFile(configPath, JSON.stringify({ ...config, swarmKey: keyPath }))
+
+    const agent = await startAgent({ dir })
+    agents.push(agent)
+
+    expect(await waitForLog(agent, /private network: only peers with the swarm key/)).to.equal(true)
+    expect(await waitForLog(agent, /warning: swarm key .*open\.key can be read by other users; run "chmod 600/)).to.equal(true)
   })
 
   it('agent with a key logs the mismatched peer', async () => {
