@@ -30,6 +30,7 @@ const STATUS_BY_ERROR: Record<string, number> = {
   PullTimeoutError: 504,
   // The agent works, but the peer it dialled is on another private network.
   SwarmKeyMismatchError: 502,
+  DialFailedError: 502,
   NoPreviousVersionError: 409
 }
 

@@ -195,7 +195,11 @@ export class BlobFetcher {
               break
             }
             // Every holder is busy or none is known yet; new holders appear as fetches finish.
-            log('%d holders of %s are busy, asking again in %d ms', found.busy.length, digest, busyDelayMs)
+            if (found.busy.length > 0) {
+              log('%d holders of %s are busy, asking again in %d ms', found.busy.length, digest, busyDelayMs)
+            } else {
+              log('no peer has %s yet, asking again in %d ms', digest, busyDelayMs)
+            }
             await sleep(busyDelayMs * (0.5 + Math.random()), signal)
             busyDelayMs = Math.min(busyDelayMs * 2, BUSY_RETRY_MAX_MS)
             continue
@@ -297,7 +301,7 @@ export class BlobFetcher {
     }
 
     const reason = lastError == null ? 'no reachable peer has it' : `last error: ${lastError.message}`
-    throw new NoSourceError(`could not fetch blob ${digest} after asking ${new Set([...tried, ...lacking]).size} peer(s): ${reason}`)
+    throw new NoSourceError(`could not fetch blob ${digest} after asking ${new Set([...tried, ...lacking]).size} peer(s), with ${this.node.getConnections().length} connection(s) open: ${reason}`)
   }
 
   /**

@@ -17,3 +17,9 @@ export class SwarmKeyMismatchError extends Error {
   static override readonly name = 'SwarmKeyMismatchError'
   override readonly name = 'SwarmKeyMismatchError'
 }
+
+/** A dial by `kilomesh connect` failed for a reason the message names, such as a wrong port or peer ID. */
+export class DialFailedError extends Error {
+  static override readonly name = 'DialFailedError'
+  override readonly name = 'DialFailedError'
+}

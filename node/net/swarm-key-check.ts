@@ -25,7 +25,7 @@ import { logger } from '@libp2p/logger'
 import { preSharedKey } from '@libp2p/pnet'
 import { byteStream } from '@libp2p/utils'
 import { setMostRecent } from '../util/bounded-map.js'
-import { SwarmKeyMismatchError } from './errors.js'
+import { DialFailedError, SwarmKeyMismatchError } from './errors.js'
 import type { AbortOptions, ConnectionProtector, MessageStream } from '@libp2p/interface'
 import type { Libp2pOptions } from 'libp2p'
 
@@ -203,6 +203,16 @@ export function checkedPreSharedKey (swarmKey: Uint8Array): ProtectorFactory {
   return () => new CheckedPreSharedKeyProtector(pnet(), mismatches)
 }
 
+/** Returns the messages and codes of an error, its causes and the errors of an AggregateError, for matching. */
+function describeError (err: unknown, depth = 0): string {
+  if (!(err instanceof Error) || depth > 8) {
+    return String(err)
+  }
+  const code = (err as { code?: unknown }).code
+  const nested = [err.cause, ...(err instanceof AggregateError ? err.errors : [])].filter(inner => inner != null)
+  return [err.message, typeof code === 'string' ? code : '', ...nested.map(inner => describeError(inner, depth + 1))].join(' ')
+}
+
 /** Finds an error of `name` in an error, its causes and the errors of an AggregateError. */
 function findError (err: unknown, name: string, depth = 0): Error | undefined {
   if (!(err instanceof Error) || depth > 8) {
@@ -223,12 +233,13 @@ function findError (err: unknown, name: string, depth = 0): Error | undefined {
 }
 
 /**
- * Explains a failed dial of `address`: returns a SwarmKeyMismatchError when
- * the connection failed in the swarm key handshake, or before encryption
- * was agreed for a reason other than a wrong peer ID, which is what an agent
- * without a key gets from an agent with one. `hasSwarmKey` says whether this
- * agent has a key, which decides the likely causes named. Returns `err`
- * otherwise.
+ * Explains a failed dial of `address`. A failure in the swarm key handshake
+ * returns a SwarmKeyMismatchError. So does a failure before encryption was
+ * agreed, for a reason other than a wrong peer ID, which is what an agent
+ * without a key gets from an agent with one. `hasSwarmKey` tells whether
+ * this agent has a key, which decides the likely causes named. A wrong peer
+ * ID and a refused connection get a DialFailedError that names the fix.
+ * Returns `err` otherwise.
  */
 export function explainDialFailure (err: unknown, address: string, hasSwarmKey: boolean): unknown {
   const mismatch = findError(err, SwarmKeyMismatchError.name)
@@ -240,8 +251,11 @@ export function explainDialFailure (err: unknown, address: string, hasSwarmKey: 
   // EncryptionFailedError. A wrong /p2p/ peer ID fails there too, but noise
   // names the identity key, and that is no key problem.
   const encryption = findError(err, 'EncryptionFailedError')
-  if (encryption == null || /identity key/i.test(encryption.message)) {
-    return err
+  if (encryption != null && /identity key/i.test(encryption.message)) {
+    return new DialFailedError(`connection to ${address} failed: the agent there has another peer ID than the one after /p2p/; copy the address from "multiaddrs" in that agent's agent.json, or from "kilomesh status" on it`, { cause: err })
+  }
+  if (encryption == null) {
+    return /ECONNREFUSED/.test(String(describeError(err))) ? new DialFailedError(`connection to ${address} failed: nothing listens on that address and port; check that the agent runs there and compare the port with "multiaddrs" in its agent.json`, { cause: err }) : err
   }
 
   const detail = `the connection failed before encryption was agreed (${encryption.message})`

@@ -18,6 +18,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import { readFile, stat } from 'node:fs/promises'
+import { dirname } from 'node:path'
 import { logger } from '@libp2p/logger'
 import { writeFileAtomic } from '../store/atomic-file.js'
 import { InvalidSwarmKeyError } from './errors.js'
@@ -126,7 +127,13 @@ export async function writeSwarmKey (path: string, text: string, options: { over
     }
   }
 
-  await writeFileAtomic(path, text, { mode: SWARM_KEY_FILE_MODE })
+  try {
+    await writeFileAtomic(path, text, { mode: SWARM_KEY_FILE_MODE })
+  } catch (err: any) {
+    // The atomic write names its temporary file, which means nothing to the user.
+    const reason = err.code === 'ENOENT' ? `the folder ${dirname(path)} does not exist; create it or choose another --out FILE` : `${err.code ?? err.message}; check that the folder exists and that you may write to it`
+    throw new InvalidSwarmKeyError(`failed to write swarm key ${path}: ${reason}`, { cause: err })
+  }
 }
 
 /**

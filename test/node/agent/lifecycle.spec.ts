@@ -1,3 +1,5 @@
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { expect } from 'chai'
 import { access, mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -78,8 +80,15 @@ describe('agent lifecycle', function () {
       const self = await runCli(['connect', own, '--dir', b.dir])
 
       expect(wrong.code).to.equal(1)
+      expect(wrong.stderr).to.contain('nothing listens on that address and port')
       expect(self.code).to.equal(1)
       expect(self.stderr).to.contain('is this agent\'s own address')
+
+      // A's address with a peer ID that is not a's.
+      const stranger = peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()
+      const mismatch = await runCli(['connect', (a.info.multiaddrs[0] ?? '').replace(a.info.peerId, stranger), '--dir', b.dir])
+      expect(mismatch.code).to.equal(1)
+      expect(mismatch.stderr).to.contain('has another peer ID than the one after /p2p/')
     } finally {
       await cleanUp([a, b])
     }

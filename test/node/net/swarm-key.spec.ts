@@ -97,6 +97,12 @@ describe('swarm key', () => {
       expect(await readFile(path, 'utf8')).to.match(/^\/key\/swarm/)
     })
 
+    it('writeSwarmKey into a missing folder names the folder', async () => {
+      const path = join(folder, 'missing', 'swarm.key')
+
+      await expectRejection(writeSwarmKey(path, generateSwarmKey()), InvalidSwarmKeyError, /the folder .*missing does not exist; create it/)
+    })
+
     it('loadSwarmKey names a missing file', async () => {
       const path = join(folder, 'missing.key')
 
