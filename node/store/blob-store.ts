@@ -70,6 +70,15 @@ function openInMemory (digest: OciDigest, bytes: Uint8Array): OpenBlob {
   }
 }
 
+/** Hashes the file at `path` as it is now and returns its digest. */
+async function hashFile (path: string, options?: AbortOptions): Promise<string> {
+  const hash = createHash('sha256')
+  for await (const chunk of createReadStream(path, { signal: options?.signal })) {
+    hash.update(chunk as Buffer)
+  }
+  return `sha256:${hash.digest('hex')}`
+}
+
 /** Yields the chunks of a file read from `start`, each checked before it is passed on. */
 async function * checkedChunks (source: AsyncIterable<Buffer>, start: number, check: ReadCheck): AsyncGenerator<Uint8Array> {
   let position = start
@@ -240,12 +249,7 @@ export class BlobStore {
       return info
     }
 
-    const hash = createHash('sha256')
-    for await (const chunk of createReadStream(this.pathOf(digest), { signal: options?.signal })) {
-      hash.update(chunk as Buffer)
-    }
-
-    await this.checkHash(digest, `sha256:${hash.digest('hex')}`)
+    await this.checkHash(digest, await hashFile(this.pathOf(digest), options))
     this.verified.set(digest, { sizeBytes: info.sizeBytes, mtimeMs: info.lastUsedMs })
     return info
   }
@@ -305,10 +309,8 @@ export class BlobStore {
         mtimeMs: info.mtimeMs,
         endBytes: info.size,
         statNow: async () => handle.stat(),
-        hashNow: async () => {
-          const now = await handle.stat()
-          return hashOpenFile(handle, now.size)
-        },
+        // The read goes to the end of the file, whatever its size is now.
+        hashNow: async () => hashOpenFile(handle, info.size),
         discardCorrupt: async reason => this.discardCorrupt(digest, reason)
       })
       return {
@@ -395,14 +397,7 @@ export class BlobStore {
       mtimeMs: info.lastUsedMs,
       endBytes: Math.min(options.end ?? info.sizeBytes - 1, info.sizeBytes - 1) + 1,
       statNow: async () => stat(path),
-      hashNow: async () => {
-        const handle = await open(path, 'r')
-        try {
-          return await hashOpenFile(handle, (await handle.stat()).size)
-        } finally {
-          await handle.close()
-        }
-      },
+      hashNow: async () => hashFile(path),
       discardCorrupt: async reason => this.discardCorrupt(digest, reason)
     })
     return { sizeBytes: info.sizeBytes, stream: checkedChunks(stream, start, check) }
