@@ -236,7 +236,7 @@ function findError (err: unknown, name: string, depth = 0): Error | undefined {
  * Explains a failed dial of `address`. A failure in the swarm key handshake
  * returns a SwarmKeyMismatchError. So does a failure before encryption was
  * agreed, for a reason other than a wrong peer ID, which is what an agent
- * without a key gets from an agent with one. `hasSwarmKey` tells whether
+ * without a key gets from an agent with one. `hasSwarmKey` is true when
  * this agent has a key, which decides the likely causes named. A wrong peer
  * ID and a refused connection get a DialFailedError that names the fix.
  * Returns `err` otherwise.

@@ -61,7 +61,7 @@ describe('blob server upload budget', function () {
     expect(holder.context.blobServer.stats.sentBytes).to.equal(MAX_UPLOADS_PER_BLOB * bytes.byteLength)
   })
 
-  it('serves a small blob to more peers than the large-blob limit', async () => {
+  it('serves small blobs beyond the layer limit', async () => {
     const { holder, askers } = await holderAndAskers()
     const bytes = randomBytes(SMALL_BLOB_BYTES)
     const digest = await holder.context.store.put(bytes)
@@ -99,7 +99,7 @@ describe('blob server upload budget', function () {
 describe('UploadBudget', () => {
   const budget = (): UploadBudget => new UploadBudget({ maxUploadsPerBlob: 1, maxUploadsPerSmallBlob: 2, smallBlobBytes: 100, maxConcurrentUploads: 1 })
 
-  it('check caps copies of a small blob at its own limit', () => {
+  it('check caps small blob copies', () => {
     const uploads = budget()
     for (const peer of ['a', 'b']) {
       expect(uploads.check('sha256:small', peer, 0, () => true, 100)).to.equal(undefined)
@@ -109,7 +109,7 @@ describe('UploadBudget', () => {
     expect(uploads.check('sha256:small', 'c', 0, () => true, 100)).to.match(/sent 2 copies of sha256:small/)
   })
 
-  it('check holds back a large blob, but not a small one, while the uploads in progress are at their limit', () => {
+  it('check exempts small blobs from the concurrency limit', () => {
     const uploads = budget()
     const end = uploads.begin('sha256:other', 'a')
 

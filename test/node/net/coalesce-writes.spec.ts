@@ -84,7 +84,8 @@ describe('net/coalesce-writes', () => {
 
     for (const agent of agents) {
       const connection = agent.node.getConnections()[0]
-      expect(connection != null && coalescesWrites(connection)).to.equal(true)
+      expect(connection).to.not.equal(undefined)
+      expect(coalescesWrites(connection as Connection)).to.equal(true)
     }
   })
 })

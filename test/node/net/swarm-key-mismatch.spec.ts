@@ -84,7 +84,7 @@ describe('swarm key mismatch', function () {
     })
   }
 
-  it('connect from a keyless agent to a port that is not libp2p names the address first', async () => {
+  it('keyless connect to a non-libp2p port', async () => {
     // A server that hangs up at once, as a port of another program might.
     const server = createServer(socket => { socket.destroy() })
     server.listen(0, '127.0.0.1')
@@ -102,7 +102,7 @@ describe('swarm key mismatch', function () {
     }
   })
 
-  it('agent with a key that others may read says so without DEBUG', async () => {
+  it('agent warns of a readable key', async () => {
     const keys = await mkdtemp(join(tmpdir(), 'km-swarm-open-key-'))
     folders.push(keys)
     const keyPath = join(keys, 'open.key')

@@ -22,7 +22,7 @@ describe('store/atomic-file FolderSync', () => {
     await rm(root, { recursive: true, force: true })
   })
 
-  it('sync called several times in one tick runs one fsync', async () => {
+  it('sync shares one fsync within a tick', async () => {
     const folder = new FolderSync(root, countedSync)
 
     await Promise.all([folder.sync(), folder.sync(), folder.sync()])
@@ -30,7 +30,7 @@ describe('store/atomic-file FolderSync', () => {
     expect(fsyncs).to.equal(1)
   })
 
-  it('sync called while an fsync runs waits for a second fsync that starts after it', async () => {
+  it('sync during an fsync waits for the next', async () => {
     const order: string[] = []
     let releaseFirst!: () => void
     const firstHeld = new Promise<void>(resolve => { releaseFirst = resolve })
@@ -55,7 +55,7 @@ describe('store/atomic-file FolderSync', () => {
     expect(order).to.deep.equal(['start 1', 'end 1', 'start 2', 'end 2'])
   })
 
-  it('sync rejects every caller of a failed fsync, and the next call runs a new one', async () => {
+  it('sync failure rejects callers, then retries', async () => {
     const folder = new FolderSync(join(root, 'missing'), countedSync)
 
     const results = await Promise.allSettled([folder.sync(), folder.sync()])

@@ -12,13 +12,32 @@ import type { OciDigest } from '../../../protocol/digest.js'
 async function flipByte (path: string, position: number): Promise<void> {
   const handle = await open(path, 'r+')
   try {
-    const one = Buffer.alloc(1)
-    await handle.read(one, 0, 1, position)
-    one[0] = (one[0] ?? 0) ^ 0xff
-    await handle.write(one, 0, 1, position)
+    const byte = Buffer.alloc(1)
+    await handle.read(byte, 0, 1, position)
+    byte[0] = (byte[0] ?? 0) ^ 0xff
+    await handle.write(byte, 0, 1, position)
   } finally {
     await handle.close()
   }
+}
+
+/**
+ * Reads `stream`, flipping a byte of the file at `path` after the first
+ * chunk. Returns the bytes received and the error the read ended with.
+ */
+async function readFlippingOnce (stream: AsyncIterable<Uint8Array>, path: string, position: number): Promise<{ receivedBytes: number, failure: unknown }> {
+  let receivedBytes = 0
+  try {
+    for await (const chunk of stream) {
+      if (receivedBytes === 0) {
+        await flipByte(path, position)
+      }
+      receivedBytes += chunk.byteLength
+    }
+  } catch (err) {
+    return { receivedBytes, failure: err }
+  }
+  return { receivedBytes, failure: undefined }
 }
 
 describe('store read check', () => {
@@ -42,7 +61,7 @@ describe('store read check', () => {
     await rm(root, { recursive: true, force: true })
   })
 
-  it('open read stops before the last chunk of a blob changed while read', async () => {
+  it('open read stops a changed blob', async () => {
     const blob = await store.open(digest)
     expect(blob).to.not.equal(undefined)
     const chunkBytes = 256 * 1024
@@ -68,53 +87,31 @@ describe('store read check', () => {
     expect(await store.has(digest)).to.equal(false)
   })
 
-  it('readStream of the whole blob fails before its last chunk when the file changed', async () => {
+  it('readStream stops a changed blob', async () => {
     const { stream } = await store.readStream(digest)
-    let receivedBytes = 0
-    let failure: unknown
 
-    try {
-      for await (const chunk of stream) {
-        if (receivedBytes === 0) {
-          await flipByte(store.pathOf(digest), bytes.byteLength - 10)
-        }
-        receivedBytes += chunk.byteLength
-      }
-    } catch (err) {
-      failure = err
-    }
+    const { receivedBytes, failure } = await readFlippingOnce(stream, store.pathOf(digest), bytes.byteLength - 10)
 
     expect(failure).to.be.instanceOf(CorruptBlobError)
     expect(receivedBytes).to.be.lessThan(bytes.byteLength)
     expect(await store.has(digest)).to.equal(false)
   })
 
-  it('readStream of a range fails when the file changed while read', async () => {
+  it('readStream of a range stops a changed blob', async () => {
     // An older mtime, so that the edit below changes it even on a coarse file system clock.
     const hourAgo = new Date(Date.now() - 3_600_000)
     await utimes(store.pathOf(digest), hourAgo, hourAgo)
     const { stream } = await store.readStream(digest, { offset: 1000, end: 600_000 })
-    let receivedBytes = 0
-    let failure: unknown
 
-    try {
-      for await (const chunk of stream) {
-        // Outside the range, so only the mtime shows the change.
-        if (receivedBytes === 0) {
-          await flipByte(store.pathOf(digest), bytes.byteLength - 10)
-        }
-        receivedBytes += chunk.byteLength
-      }
-    } catch (err) {
-      failure = err
-    }
+    // The flipped byte is outside the range, so only the mtime shows the change.
+    const { receivedBytes, failure } = await readFlippingOnce(stream, store.pathOf(digest), bytes.byteLength - 10)
 
     expect(failure).to.be.instanceOf(CorruptBlobError)
     expect(receivedBytes).to.be.lessThan(600_001 - 1000)
     expect(await store.has(digest)).to.equal(false)
   })
 
-  it('readStream of a range passes when only touch changed the mtime', async () => {
+  it('readStream of a range allows touch', async () => {
     const { stream } = await store.readStream(digest, { offset: 1000, end: 600_000 })
     const chunks: Buffer[] = []
 
