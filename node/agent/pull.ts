@@ -47,6 +47,11 @@ export interface PullResult {
   /** Descriptor of the image that was pulled: the tag's manifest or index, or one platform's manifest. */
   digest: string
   mediaType: string
+  /**
+   * Platforms that `digest` covers when the pull went through an index:
+   * every platform the index lists for `--platform all`, else the one taken.
+   */
+  platforms?: string[]
   blobCount: number
   /** Blobs that were not local and came from peers. */
   fetchedBlobs: number
@@ -174,6 +179,7 @@ async function pullParsed (context: AgentContext, parsed: ImageReference, refere
   // The image that ends up complete: the root, or one platform's manifest when
   // a single platform is taken from an index, as `skopeo copy` does.
   let image: Descriptor = root
+  let platforms: string[] | undefined
   const leaves: Descriptor[] = []
   let blobCount = 1
 
@@ -206,6 +212,7 @@ async function pullParsed (context: AgentContext, parsed: ImageReference, refere
     if (selected.length === 1 && platform !== 'all' && selected[0] != null) {
       image = selected[0]
     }
+    platforms = platform === 'all' ? selection.availablePlatforms : [...new Set(selected.map(child => formatPlatform(child.platform ?? platform)))]
   } else {
     // A single image given with an explicit --platform must be for that
     // platform. Its config names the platform, so it is fetched first.
@@ -220,7 +227,11 @@ async function pullParsed (context: AgentContext, parsed: ImageReference, refere
   await rootStored
   blobCount += leaves.length
 
-  if (parsed.tag != null && !await holdsVersion(context, `${parsed.repository}:${parsed.tag}`, root, rootManifest, versionDigests, options)) {
+  // With --platform all this device stores every platform of the index, so
+  // the tag names the index, as `skopeo copy --all` does, even where it
+  // named one platform before.
+  const pulledEveryPlatform = platform === 'all' && rootManifest.kind === 'index'
+  if (parsed.tag != null && !await holdsVersion(context, `${parsed.repository}:${parsed.tag}`, root, rootManifest, versionDigests, pulledEveryPlatform, options)) {
     await context.layout.setRef(`${parsed.repository}:${parsed.tag}`, { mediaType: image.mediaType, digest: image.digest, size: image.size })
   }
 
@@ -236,6 +247,7 @@ async function pullParsed (context: AgentContext, parsed: ImageReference, refere
     reference,
     digest: image.digest,
     mediaType: image.mediaType,
+    ...(platforms == null ? {} : { platforms }),
     blobCount,
     fetchedBlobs: context.fetcher.stats.fetchedBlobs - before.fetchedBlobs,
     fetchedBytes: context.fetcher.stats.receivedBytes - before.receivedBytes,
@@ -251,14 +263,21 @@ async function pullParsed (context: AgentContext, parsed: ImageReference, refere
  * (`versionDigests`, and the nested indexes this device holds). A pull of
  * one platform then leaves the tag alone, so a device that has the whole
  * index (such as the publisher), or another platform of a nested index,
- * keeps it after exporting another platform with --to.
+ * keeps it after exporting another platform with --to. With `rootOnly`
+ * (a pull of every platform) only the root counts.
  */
-async function holdsVersion (context: AgentContext, refName: string, root: Descriptor, rootManifest: ParsedManifest, versionDigests: Set<string>, options: AbortOptions): Promise<boolean> {
+async function holdsVersion (context: AgentContext, refName: string, root: Descriptor, rootManifest: ParsedManifest, versionDigests: Set<string>, rootOnly: boolean, options: AbortOptions): Promise<boolean> {
   const current = (await context.layout.refs(options)).get(refName)
   if (current == null) {
     return false
   }
-  if (current.digest === root.digest || versionDigests.has(current.digest)) {
+  if (current.digest === root.digest) {
+    return true
+  }
+  if (rootOnly) {
+    return false
+  }
+  if (versionDigests.has(current.digest)) {
     return true
   }
   return rootManifest.kind === 'index' && await isUnderLocalIndexes(context, rootManifest, current.digest, MAX_INDEX_NESTING_DEPTH, options)

@@ -1,9 +1,22 @@
 import { resolve } from 'node:path'
 import { resolveDataDir } from '../../config/paths.js'
 import { ControlClient } from '../../control/client.js'
+import { isIndexMediaType } from '../../image/media-types.js'
 import { COMMON_HELP, UsageError, formatBytes, shortDigest, type Command } from '../command.js'
 import type { PullResult } from '../../agent/pull.js'
 import type { PullEvent } from '../../control/protocol.js'
+
+/** Returns what the pulled digest is, such as " (image index of 2 platforms: ...)", or nothing for a plain image. */
+function describeImage (result: PullResult): string {
+  const platforms = result.platforms ?? []
+  if (platforms.length === 0) {
+    return ''
+  }
+  if (isIndexMediaType(result.mediaType)) {
+    return ` (image index of ${platforms.length} platform${platforms.length === 1 ? '' : 's'}: ${platforms.join(', ')})`
+  }
+  return ` (manifest for ${platforms.join(', ')})`
+}
 
 export const pullCommand: Command = {
   name: 'pull',
@@ -19,7 +32,9 @@ Options:
   --to LAYOUT_DIR      folder to write the image layout to (created if missing;
                        other images in an existing layout are kept)
   --platform PLATFORM  platform to take from a multi-platform image, such as
-                       linux/arm64 or linux/arm/v7, or "all" (default: this machine's)
+                       linux/arm64 or linux/arm/v7, or "all" to keep the image
+                       index with every platform, which the tag then names
+                       (default: this machine's)
   --timeout SECONDS    give up after this many seconds (default 300)
 ${COMMON_HELP}`,
   options: {
@@ -55,7 +70,7 @@ ${COMMON_HELP}`,
     if (values.json === true) {
       console.log(JSON.stringify(result, null, 2))
     } else {
-      console.log(`pulled ${result.reference} -> ${result.digest}`)
+      console.log(`pulled ${result.reference} -> ${result.digest}${describeImage(result)}`)
       console.log(`  ${result.blobCount} blobs, ${result.fetchedBlobs} fetched from peers (${formatBytes(result.fetchedBytes)})`)
       if (result.exportedTo != null) {
         console.log(`  written to ${result.exportedTo}`)
