@@ -92,6 +92,28 @@ function parseAnnotations (value: unknown, path: string): Record<string, string>
 }
 
 /**
+ * Throws InvalidManifestError when a media type in a manifest, index or
+ * descriptor carries parameters, such as `; charset=utf-8`. The OCI image
+ * spec requires the exact type there (a manifest's own mediaType "MUST
+ * contain" `application/vnd.oci.image.manifest.v1+json`), and the bytes
+ * cannot be changed without changing the digest, so the fix is in the JSON.
+ * An HTTP Content-Type header may carry parameters, and callers strip them
+ * with normalizeMediaType before they pass it as a hint.
+ *
+ * @see https://github.com/opencontainers/image-spec/blob/main/manifest.md
+ */
+function rejectMediaTypeParameters (mediaType: string, path: string): void {
+  const separator = mediaType.indexOf(';')
+  if (separator < 0) {
+    return
+  }
+
+  const bare = mediaType.slice(0, separator).trim()
+  const parameters = mediaType.slice(separator).trim()
+  throw new InvalidManifestError(`invalid ${path} ${show(mediaType)}: a media type inside an image manifest, index or descriptor must not carry parameters such as ${show(parameters)}; change the ${path} field to ${show(bare)} and write the manifest again (its digest changes). Parameters are valid only in an HTTP Content-Type header`)
+}
+
+/**
  * Validates one descriptor: a media type, a sha256 digest of 64 lowercase hex
  * characters and a non-negative safe-integer size. `path` names the field in
  * error messages, for example `layers[2]`.
@@ -102,6 +124,7 @@ export function parseDescriptor (value: unknown, path = 'descriptor'): Descripto
   }
 
   const mediaType = parseString(value.mediaType, `${path}.mediaType`)
+  rejectMediaTypeParameters(mediaType, `${path}.mediaType`)
   if (!MEDIA_TYPE_PATTERN.test(mediaType)) {
     throw new InvalidManifestError(`invalid ${path}.mediaType ${show(mediaType)}: expected TYPE/SUBTYPE, for example "${OCI_MANIFEST}"`)
   }
@@ -168,6 +191,7 @@ function resolveMediaType (body: Record<string, unknown>, mediaTypeHint: string 
 
   if (body.mediaType != null) {
     const own = parseString(body.mediaType, 'mediaType')
+    rejectMediaTypeParameters(own, 'manifest mediaType')
     if (hint != null && hint !== own) {
       throw new InvalidManifestError(`manifest mediaType ${show(own)} does not match ${show(hint)} given by its descriptor or Content-Type`)
     }

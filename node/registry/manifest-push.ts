@@ -72,8 +72,10 @@ function mediaTypeHint (contentType: string | undefined, bytes: Uint8Array): str
     throw new RegistryError('MANIFEST_INVALID', `manifest pushed with Content-Type ${JSON.stringify(contentType)}, which is not a manifest media type; send one of ${describePushableTypes()}`)
   }
 
+  // A mediaType field with parameters is invalid whatever Content-Type is sent,
+  // and parseManifest names that cause and its fix.
   const own = bodyMediaType(bytes)
-  if (own != null && own !== sent) {
+  if (own != null && !own.includes(';') && own !== sent) {
     throw new RegistryError('MANIFEST_INVALID', `manifest pushed with Content-Type ${JSON.stringify(sent)} has mediaType ${JSON.stringify(own)}; send Content-Type: ${own}, which must be one of ${describePushableTypes()}`)
   }
   return sent

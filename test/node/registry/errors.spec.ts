@@ -36,6 +36,20 @@ function manifestWithoutMediaType (): Buffer {
   return Buffer.from(JSON.stringify(fields))
 }
 
+/** Returns a complete manifest whose own mediaType, or its config's, carries `; charset=utf-8`. */
+function manifestWithCharset (field: 'mediaType' | 'config'): Buffer {
+  const fields = JSON.parse(manifestWith([V1_LAYER]).toString()) as { mediaType: string, config: { mediaType: string } }
+  if (field === 'mediaType') {
+    fields.mediaType += '; charset=utf-8'
+  } else {
+    fields.config.mediaType += '; charset=utf-8'
+  }
+  return Buffer.from(JSON.stringify(fields))
+}
+
+/** The error for a manifest mediaType field with a charset: it names the field and the bare type to write there. */
+const MANIFEST_CHARSET_MESSAGE = /invalid manifest mediaType "application\/vnd\.oci\.image\.manifest\.v1\+json; charset=utf-8": .*must not carry parameters such as "; charset=utf-8"; change the manifest mediaType field to "application\/vnd\.oci\.image\.manifest\.v1\+json"/
+
 interface BadRequest {
   name: string
   method: string
@@ -45,6 +59,8 @@ interface BadRequest {
   body?: Buffer
   status: number
   code: string
+  /** Pattern the error message must match, where the code alone does not show that the advice is right. */
+  message?: RegExp
 }
 
 async function startUpload (registry: RegistryFixture): Promise<string> {
@@ -80,6 +96,10 @@ const CASES: BadRequest[] = [
   { name: 'manifest without mediaType as text/plain', method: 'PUT', path: '/v2/demo/httpd/manifests/v3', headers: { 'Content-Type': 'text/plain' }, body: manifestWithoutMediaType(), status: 400, code: 'MANIFEST_INVALID' },
   { name: 'Docker Content-Type for OCI body', method: 'PUT', path: '/v2/demo/httpd/manifests/v3', headers: { 'Content-Type': 'application/vnd.docker.distribution.manifest.v2+json' }, body: manifestWith([V1_LAYER]), status: 400, code: 'MANIFEST_INVALID' },
   { name: 'Content-Type contradicting body', method: 'PUT', path: '/v2/demo/httpd/manifests/v3', headers: { 'Content-Type': 'application/vnd.oci.image.index.v1+json' }, body: manifestWith([]), status: 400, code: 'MANIFEST_INVALID' },
+  { name: 'charset in manifest mediaType', method: 'PUT', path: '/v2/demo/httpd/manifests/v3', headers: OCI_MANIFEST_HEADERS, body: manifestWithCharset('mediaType'), status: 400, code: 'MANIFEST_INVALID', message: MANIFEST_CHARSET_MESSAGE },
+  { name: 'charset in mediaType and Content-Type', method: 'PUT', path: '/v2/demo/httpd/manifests/v3', headers: { 'Content-Type': 'application/vnd.oci.image.manifest.v1+json; charset=utf-8' }, body: manifestWithCharset('mediaType'), status: 400, code: 'MANIFEST_INVALID', message: MANIFEST_CHARSET_MESSAGE },
+  { name: 'charset in mediaType as JSON', method: 'PUT', path: '/v2/demo/httpd/manifests/v3', headers: { 'Content-Type': 'application/json; charset=utf-8' }, body: manifestWithCharset('mediaType'), status: 400, code: 'MANIFEST_INVALID', message: MANIFEST_CHARSET_MESSAGE },
+  { name: 'charset in config mediaType', method: 'PUT', path: '/v2/demo/httpd/manifests/v3', headers: OCI_MANIFEST_HEADERS, body: manifestWithCharset('config'), status: 400, code: 'MANIFEST_INVALID', message: /invalid config\.mediaType "application\/vnd\.oci\.image\.config\.v1\+json; charset=utf-8": .*change the config\.mediaType field to "application\/vnd\.oci\.image\.config\.v1\+json"/ },
   { name: 'manifest over 4 MiB', method: 'PUT', path: '/v2/demo/httpd/manifests/v3', headers: OCI_MANIFEST_HEADERS, body: Buffer.alloc(4 * 1024 * 1024 + 1, 0x20), status: 413, code: 'SIZE_INVALID' },
   { name: 'manifest with unknown layer', method: 'PUT', path: '/v2/demo/httpd/manifests/v3', headers: OCI_MANIFEST_HEADERS, body: manifestWith([{ digest: UNKNOWN_DIGEST, size: 10 }]), status: 400, code: 'MANIFEST_BLOB_UNKNOWN' },
   { name: 'manifest with wrong layer size', method: 'PUT', path: '/v2/demo/httpd/manifests/v3', headers: OCI_MANIFEST_HEADERS, body: manifestWith([{ digest: LAYER, size: 10 }]), status: 400, code: 'MANIFEST_INVALID' },
@@ -146,6 +166,9 @@ describe('registry bad requests', () => {
       assert.equal(response.status, testCase.status, response.body.toString())
       assert.equal(response.code, testCase.code)
       assert.equal(response.headers['content-type'], 'application/json')
+      if (testCase.message != null) {
+        assert.match(response.json<{ errors: Array<{ message: string }> }>().errors[0]?.message ?? '', testCase.message)
+      }
 
       const blobsAfter = (await registry.backend.store.list()).map(blob => blob.digest).sort()
       assert.deepEqual(blobsAfter, blobsBefore, 'a bad request stored a blob')
