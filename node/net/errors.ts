@@ -18,6 +18,12 @@ export class SwarmKeyMismatchError extends Error {
   override readonly name = 'SwarmKeyMismatchError'
 }
 
+/** An inbound connection was another agent's swarm key probe (swarm-key-probe.ts), which gets no reply. */
+export class SwarmKeyProbeError extends Error {
+  static override readonly name = 'SwarmKeyProbeError'
+  override readonly name = 'SwarmKeyProbeError'
+}
+
 /** A dial by `kilomesh connect` failed for a reason the message names, such as a wrong port or peer ID. */
 export class DialFailedError extends Error {
   static override readonly name = 'DialFailedError'

@@ -17,6 +17,11 @@
  * - A key exchange that fails or gets no nonce in time, in either
  *   direction, most likely means that the remote has no key and rejected
  *   the nonce as a malformed handshake.
+ * - Outbound, a listener without a key may instead wait for more bytes
+ *   until its own timeout. When no nonce arrived after PROBE_DELAY_MS, a
+ *   probe on a second connection (swarm-key-probe.ts) checks whether the
+ *   listener speaks plain libp2p, and the dial fails at once when it does.
+ *   A slow listener with a key still gets HANDSHAKE_STEP_TIMEOUT_MS.
  *
  * @see https://github.com/libp2p/specs/blob/master/pnet/Private-Networks-PSK-V1.md
  * @see https://github.com/multiformats/multistream-select
@@ -25,8 +30,10 @@ import { logger } from '@libp2p/logger'
 import { preSharedKey } from '@libp2p/pnet'
 import { byteStream } from '@libp2p/utils'
 import { setMostRecent } from '../util/bounded-map.js'
-import { DialFailedError, SwarmKeyMismatchError } from './errors.js'
+import { DialFailedError, SwarmKeyMismatchError, SwarmKeyProbeError } from './errors.js'
+import { isKeylessListener, PROBE_MESSAGE } from './swarm-key-probe.js'
 import type { AbortOptions, ConnectionProtector, MessageStream } from '@libp2p/interface'
+import type { Multiaddr } from '@multiformats/multiaddr'
 import type { Libp2pOptions } from 'libp2p'
 
 const log = logger('kilomesh:swarm-key')
@@ -41,6 +48,14 @@ const MULTISTREAM_HEADER = new TextEncoder().encode('\x13/multistream/1.0.0\n')
  * never come, which would otherwise hold the dial until its own timeout.
  */
 const HANDSHAKE_STEP_TIMEOUT_MS = 5000
+
+/**
+ * Time an outbound key exchange waits for the listener's nonce before it
+ * probes whether the listener has no key, in ms. A listener with the key
+ * sends its nonce one round trip after the dialer's, so on a LAN the probe
+ * runs only when that listener is slow.
+ */
+const PROBE_DELAY_MS = 500
 
 /** Time between two log lines about the same remote host, in ms; the lines between are counted. */
 const MISMATCH_LOG_INTERVAL_MS = 60_000
@@ -103,8 +118,11 @@ class CheckedPreSharedKeyProtector implements ConnectionProtector {
 
     let protectedConnection: MessageStream
     try {
-      protectedConnection = await this.pnet.protect(connection, { ...options, signal: stepSignal(options) })
+      protectedConnection = inbound ? await this.pnet.protect(connection, { ...options, signal: stepSignal(options) }) : await this.exchangeOutbound(connection, options)
     } catch (err) {
+      if (err instanceof SwarmKeyMismatchError) {
+        throw this.fail(connection, address, err.message, err, 'the peer has no swarm key')
+      }
       throw this.fail(connection, address, `the nonce exchange failed (${messageOf(err)})`, err)
     }
 
@@ -116,9 +134,41 @@ class CheckedPreSharedKeyProtector implements ConnectionProtector {
     return protectedConnection
   }
 
+  /**
+   * Runs pnet's nonce exchange as the dialer. When the listener's nonce has
+   * not arrived after PROBE_DELAY_MS, probes the listener, and throws a
+   * SwarmKeyMismatchError (with only the detail as message) as soon as the
+   * probe finds that it has no key.
+   */
+  private async exchangeOutbound (connection: MessageStream, options?: AbortOptions): Promise<MessageStream> {
+    const probeFinished = new AbortController()
+    const exchange = this.pnet.protect(connection, { ...options, signal: stepSignal(options) })
+    exchange.then(() => { probeFinished.abort() }, () => { probeFinished.abort() })
+
+    const probe = (async (): Promise<never> => {
+      await new Promise(resolve => setTimeout(resolve, PROBE_DELAY_MS).unref())
+      const remoteAddress = (connection as { remoteAddr?: Multiaddr }).remoteAddr
+      if (remoteAddress != null && !probeFinished.signal.aborted && await isKeylessListener(remoteAddress, { signal: probeFinished.signal })) {
+        throw new SwarmKeyMismatchError('no nonce arrived, and a probe on a second connection got a plain libp2p reply')
+      }
+
+      // Not known to be keyless: the exchange decides.
+      return new Promise<never>(() => {})
+    })()
+
+    return Promise.race([exchange, probe])
+  }
+
   /** Reads the dialer's first bytes and puts them back unless they are a handshake without a key. */
   private async rejectPlainHandshake (connection: MessageStream, address: string, options?: AbortOptions): Promise<void> {
     const first = await this.readHeader(connection, connection, address, 'the peer sent no nonce', options)
+    if (Buffer.from(first).equals(PROBE_MESSAGE.subarray(0, first.byteLength))) {
+      // A keyed dialer waits for this agent's nonce and checks that it has a key.
+      log('closed a swarm key probe from %s', address)
+      const err = new SwarmKeyProbeError(`closed a swarm key probe from ${address}`)
+      connection.abort(err)
+      throw err
+    }
     if (Buffer.from(first).equals(MULTISTREAM_HEADER)) {
       throw this.fail(connection, address, 'the peer sent a plain libp2p handshake with no key exchange', undefined, 'the peer has no swarm key')
     }
