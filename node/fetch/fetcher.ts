@@ -345,7 +345,7 @@ export class BlobFetcher {
 
     let reply: Awaited<ReturnType<typeof requestBlob>> | undefined
     try {
-      reply = await requestBlob(this.node, peer, digest, offset, { signal })
+      reply = await requestBlob(this.node, peer, digest, offset, { signal, sizeBytes: options.sizeBytes })
       if (reply.status === BlobResponse.Status.NOT_FOUND) {
         return 'absent'
       }

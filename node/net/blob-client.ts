@@ -26,16 +26,30 @@ export interface BlobReply {
   stream: Stream
 }
 
+export interface RequestBlobOptions extends AbortOptions {
+  /** Ask only for the header, to learn whether the peer holds the blob. */
+  headerOnly?: boolean
+  /**
+   * Size of the whole blob from its descriptor. The peer is granted a
+   * window for the body from `offset` up front, so a large blob arrives
+   * without waiting for window updates.
+   */
+  sizeBytes?: number
+}
+
 /**
  * Opens a blob stream to `peer` and reads the response header. The request
  * goes out with the protocol proposal, so a request takes one round trip.
  */
-export async function requestBlob (node: KilomeshLibp2p, peer: PeerId, digest: OciDigest, offset: number, options: AbortOptions & { headerOnly?: boolean } = {}): Promise<BlobReply> {
+export async function requestBlob (node: KilomeshLibp2p, peer: PeerId, digest: OciDigest, offset: number, options: RequestBlobOptions = {}): Promise<BlobReply> {
   const request = lengthPrefixed.single(BlobRequest.encode({ digest, offset: BigInt(offset), headerOnly: options.headerOnly ?? false }))
+  const bodyBytes = options.headerOnly === true || options.sizeBytes == null ? 0 : options.sizeBytes - offset
   const { stream, messages, confirm } = await openWithRequest(node, peer, BLOB_PROTOCOL, request, {
     signal: options.signal,
     maxOutboundStreams: MAX_OUTBOUND_BLOB_STREAMS,
-    maxDataLength: MAX_MESSAGE_BYTES
+    maxDataLength: MAX_MESSAGE_BYTES,
+    // The multistream-select replies and the header come before the body.
+    expectedResponseBytes: bodyBytes > 0 ? bodyBytes + MAX_MESSAGE_BYTES : 0
   })
 
   try {

@@ -11,6 +11,7 @@ import { logger } from '@libp2p/logger'
 import { lpStream, type LengthPrefixedStream } from '@libp2p/utils'
 import { encode as lengthPrefixed } from 'it-length-prefixed'
 import { Uint8ArrayList } from 'uint8arraylist'
+import { growReceiveWindow } from './receive-window.js'
 import type { KilomeshLibp2p } from './libp2p.js'
 import type { AbortOptions, Connection, PeerId, Stream, StreamMuxer } from '@libp2p/interface'
 
@@ -34,18 +35,30 @@ export interface OptimisticStream {
   confirm: (options?: AbortOptions) => Promise<void>
 }
 
+export interface OpenWithRequestOptions extends AbortOptions {
+  maxOutboundStreams: number
+  maxDataLength: number
+  /**
+   * Bytes the remote is expected to send in response. When that is more
+   * than yamux's first window, a larger window is granted with the request
+   * (see receive-window.ts).
+   */
+  expectedResponseBytes?: number
+}
+
 /**
  * Opens a stream to `peer` for `protocol` and sends `request`, a
  * length-prefixed message, with the protocol proposal. When no open
  * connection to the peer exposes its muxer, it falls back to `dialProtocol`
  * and sends the request after the negotiation.
  */
-export async function openWithRequest (node: KilomeshLibp2p, peer: PeerId, protocol: string, request: Uint8Array | Uint8ArrayList, options: AbortOptions & { maxOutboundStreams: number, maxDataLength: number }): Promise<OptimisticStream> {
+export async function openWithRequest (node: KilomeshLibp2p, peer: PeerId, protocol: string, request: Uint8Array | Uint8ArrayList, options: OpenWithRequestOptions): Promise<OptimisticStream> {
   const connection = node.getConnections(peer).find(candidate => candidate.status === 'open' && candidate.limits == null && muxerOf(candidate)?.status === 'open')
   const muxer = connection == null ? undefined : muxerOf(connection)
 
   if (connection == null || muxer == null) {
     const stream = await node.dialProtocol(peer, protocol, options)
+    growReceiveWindow(stream, options.expectedResponseBytes ?? 0)
     stream.send(request)
     return { stream, messages: lpStream(stream, { maxDataLength: options.maxDataLength }), confirm: async () => {} }
   }
@@ -60,6 +73,9 @@ export async function openWithRequest (node: KilomeshLibp2p, peer: PeerId, proto
   options.signal?.throwIfAborted()
   const stream = await muxer.createStream()
   stream.protocol = protocol
+  // The window update opens the stream, so it reaches the remote before the
+  // request does.
+  growReceiveWindow(stream, options.expectedResponseBytes ?? 0)
 
   const encoder = new TextEncoder()
   stream.send(new Uint8ArrayList(
