@@ -7,7 +7,7 @@ import { RegistryServer } from '../registry/server.js'
 import { setMostRecent } from '../util/bounded-map.js'
 import { deleteTag, publishTag } from './publish.js'
 import { resolveTag } from './pull.js'
-import { fetchIntoMemory, MAX_MEMORY_FETCH_BYTES, MEMORY_FETCH_BUDGET_BYTES } from './registry-fetch.js'
+import { MAX_MEMORY_FETCH_BYTES, MEMORY_FETCH_BUDGET_BYTES, openIntoMemory, STREAM_TO_CLIENT_MIN_BYTES } from './registry-fetch.js'
 import type { AgentContext } from './agent.js'
 import type { OciDigest } from '../../protocol/digest.js'
 import type { Descriptor } from '../image/manifest.js'
@@ -92,10 +92,10 @@ export class AgentRegistryBackend implements RegistryBackend {
     // fetcher does not request from them first again.
     let preferredMissed = false
     const fetched = await pending?.then(result => {
-      preferredMissed = result == null
+      preferredMissed = result == null || result.arriving?.failed === true
       return result
     }, () => undefined)
-    if (fetched != null) {
+    if (fetched != null && fetched.arriving?.failed !== true) {
       return fetched
     }
 
@@ -115,8 +115,10 @@ export class AgentRegistryBackend implements RegistryBackend {
   }
 
   /**
-   * Asks each preferred peer in turn; on success, starts writing the bytes to
-   * the store and returns them.
+   * Asks each preferred peer in turn. A blob of at least
+   * STREAM_TO_CLIENT_MIN_BYTES is returned as soon as a peer starts sending
+   * it, so the registry can pass it on as it arrives; a smaller one once it
+   * is verified. Either way the store writes it once it is verified.
    * NOTE: a transfer of the same blob that the blob fetcher runs at the same
    * time (for a subscription's pull) is not shared with this one, so both may
    * download it.
@@ -127,21 +129,33 @@ export class AgentRegistryBackend implements RegistryBackend {
     }
 
     for (const peer of peers) {
-      const bytes = await fetchIntoMemory(this.context.node, this.context.penalties, peer, digest, options.sizeBytes, { ...options, maxSizeBytes: this.maxMemoryFetchBytes })
-      if (bytes == null) {
+      const arriving = await openIntoMemory(this.context.node, this.context.penalties, peer, digest, options.sizeBytes, { ...options, maxSizeBytes: this.maxMemoryFetchBytes })
+      if (arriving == null) {
         continue
       }
 
-      log('fetched %s (%d bytes) from %p into memory', digest, bytes.byteLength, peer)
-      this.context.fetcher.stats.fetchedBlobs++
-      this.context.fetcher.stats.receivedBytes += bytes.byteLength
-      this.rememberSources(digest, [peer])
-
-      const stored = this.context.store.put(bytes, digest).then(() => true, (err: Error) => {
-        log.error('could not store %s after fetching it: %e', digest, err)
-        return false
+      const stored = arriving.done.then(async bytes => {
+        if (bytes == null) {
+          return false
+        }
+        log('fetched %s (%d bytes) from %p into memory', digest, bytes.byteLength, peer)
+        this.context.fetcher.stats.fetchedBlobs++
+        this.context.fetcher.stats.receivedBytes += bytes.byteLength
+        this.rememberSources(digest, [peer])
+        return this.context.store.put(bytes, digest).then(() => true, (err: Error) => {
+          log.error('could not store %s after fetching it: %e', digest, err)
+          return false
+        })
       })
-      return { bytes, stored }
+
+      if (arriving.sizeBytes >= STREAM_TO_CLIENT_MIN_BYTES) {
+        return { arriving, stored }
+      }
+      const bytes = await arriving.done
+      if (bytes != null) {
+        return { bytes, stored }
+      }
+      options.signal?.throwIfAborted()
     }
     return undefined
   }

@@ -3,15 +3,18 @@
  * memory, from a peer known to hold them: the peer that a tag record or the
  * parent manifest came from. The registry then sends its client the
  * verified bytes while the store writes them, instead of after the write,
- * its fsyncs and a read back. Anything unusual (a miss, a busy peer, a
- * failure) is left to the blob fetcher, which finds other sources and fails
- * over between them.
+ * its fsyncs and a read back; a large blob even as it arrives (see
+ * ArrivingBlob). Anything unusual (a miss, a busy peer, a failure) is left
+ * to the blob fetcher, which finds other sources and fails over between
+ * them.
  */
+import { createHash } from 'node:crypto'
 import { logger } from '@libp2p/logger'
-import { digestOf, type OciDigest } from '../../protocol/digest.js'
+import { type OciDigest } from '../../protocol/digest.js'
 import { BlobResponse } from '../../protocol/messages/blob.js'
 import { MAX_MANIFEST_BYTES } from '../../protocol/constants.js'
 import { StallError } from '../fetch/errors.js'
+import { ArrivingBlob } from '../registry/arriving-blob.js'
 import { requestBlob, type BlobReply } from '../net/blob-client.js'
 import { STALL_TIMEOUT_MS } from '../net/constants.js'
 import type { PeerPenalties } from '../fetch/penalties.js'
@@ -29,6 +32,13 @@ const log = logger('kilomesh:registry:memory-fetch')
 export const MAX_MEMORY_FETCH_BYTES = MAX_MANIFEST_BYTES
 
 /**
+ * Smallest blob that a registry client is sent as it arrives from a peer,
+ * rather than once it is verified. Below it the transfer takes less than a
+ * round trip, so the overlap would not pay for its bookkeeping.
+ */
+export const STREAM_TO_CLIENT_MIN_BYTES = 256 * 1024
+
+/**
  * Bytes that fetches into memory may hold at once, counting blobs still
  * being written to the store. Past it, blobs go through the blob fetcher.
  */
@@ -43,6 +53,19 @@ export const MEMORY_FETCH_BUDGET_BYTES = 16 * 1024 * 1024
  * like the blob fetcher does. Throws only when the caller's signal aborts.
  */
 export async function fetchIntoMemory (node: KilomeshLibp2p, penalties: PeerPenalties, peer: PeerId, digest: OciDigest, sizeBytes: number | undefined, options: AbortOptions & { maxSizeBytes?: number } = {}): Promise<Uint8Array | undefined> {
+  const arriving = await openIntoMemory(node, penalties, peer, digest, sizeBytes, options)
+  const bytes = await arriving?.done
+  options.signal?.throwIfAborted()
+  return bytes
+}
+
+/**
+ * Like fetchIntoMemory, but returns as soon as the peer accepted the
+ * request, with the blob arriving in the background. Its `done` resolves to
+ * the bytes once they match the digest, or to undefined when the peer stops
+ * or sends other bytes.
+ */
+export async function openIntoMemory (node: KilomeshLibp2p, penalties: PeerPenalties, peer: PeerId, digest: OciDigest, sizeBytes: number | undefined, options: AbortOptions & { maxSizeBytes?: number } = {}): Promise<ArrivingBlob | undefined> {
   // Like the blob fetcher, give up on a peer that sends nothing for
   // STALL_TIMEOUT_MS, however long the whole transfer takes.
   const stall = new AbortController()
@@ -56,50 +79,46 @@ export async function fetchIntoMemory (node: KilomeshLibp2p, penalties: PeerPena
   let reply: BlobReply | undefined
 
   try {
-    reply = await requestBlob(node, peer, digest, 0, { signal })
+    reply = await requestBlob(node, peer, digest, 0, { signal, sizeBytes })
     if (reply.status !== BlobResponse.Status.OK) {
       log.trace('%p responded %s for %s', peer, BlobResponse.Status[reply.status] ?? reply.status, digest)
+      clearTimeout(timer)
       return undefined
     }
 
     if (sizeBytes != null && reply.sizeBytes !== sizeBytes) {
       penalties.penalise(peer.toString(), `stated size ${reply.sizeBytes} for ${digest}, whose descriptor says ${sizeBytes}`)
       reply.stream.abort(new Error('size mismatch'))
+      clearTimeout(timer)
       return undefined
     }
     if (reply.sizeBytes > (options.maxSizeBytes ?? MAX_MEMORY_FETCH_BYTES)) {
       reply.stream.abort(new Error('blob too large to fetch into memory'))
+      clearTimeout(timer)
       return undefined
     }
-
-    const bytes = await readBody(reply, signal, restartStallTimer)
-    if (bytes == null) {
-      log('%p ended the stream of %s before its %d bytes', peer, digest, reply.sizeBytes)
-      return undefined
-    }
-
-    const actual = digestOf(bytes)
-    if (actual !== digest) {
-      penalties.penalise(peer.toString(), `sent bytes for ${digest} that hash to ${actual}`)
-      return undefined
-    }
-    return bytes
   } catch (err: any) {
+    clearTimeout(timer)
     reply?.stream.abort(err instanceof Error ? err : new Error(String(err)))
     if (options.signal?.aborted === true) {
       throw err
     }
     log('fetching %s from %p into memory failed, leaving it to the blob fetcher: %e', digest, peer, err)
     return undefined
-  } finally {
-    clearTimeout(timer)
   }
+
+  const arriving = new ArrivingBlob(digest, reply.sizeBytes)
+  void receiveBody(reply, arriving, penalties, peer, signal, restartStallTimer).finally(() => { clearTimeout(timer) })
+  return arriving
 }
 
-/** Reads exactly the stated size from the reply's body; undefined when the stream ends early. */
-async function readBody (reply: BlobReply, signal: AbortSignal, onChunk: () => void): Promise<Uint8Array | undefined> {
-  const bytes = new Uint8Array(reply.sizeBytes)
-  let offset = 0
+/**
+ * Reads exactly the stated size from the reply's body into `arriving`,
+ * hashing as it goes, then verifies or fails it. Never rejects.
+ */
+async function receiveBody (reply: BlobReply, arriving: ArrivingBlob, penalties: PeerPenalties, peer: PeerId, signal: AbortSignal, onChunk: () => void): Promise<void> {
+  const digest = arriving.digest
+  const hash = createHash('sha256')
 
   // The body is read from the stream itself, which no signal reaches.
   const stream = reply.stream
@@ -107,22 +126,38 @@ async function readBody (reply: BlobReply, signal: AbortSignal, onChunk: () => v
   signal.addEventListener('abort', abortStream, { once: true })
 
   try {
-    if (bytes.byteLength > 0) {
+    if (arriving.sizeBytes > 0) {
       for await (const chunk of reply.body) {
         onChunk()
-        const copiedBytes = Math.min(chunk.byteLength, bytes.byteLength - offset)
-        bytes.set(chunk.subarray(0, copiedBytes), offset)
-        offset += copiedBytes
-        if (offset >= bytes.byteLength) {
+        const before = arriving.receivedBytes
+        arriving.append(chunk)
+        hash.update(chunk.subarray(0, arriving.receivedBytes - before))
+        if (arriving.receivedBytes >= arriving.sizeBytes) {
           break
         }
       }
     }
+    signal.throwIfAborted()
+    await stream.close({ signal }).catch(() => {})
+
+    if (arriving.receivedBytes !== arriving.sizeBytes) {
+      log('%p ended the stream of %s before its %d bytes', peer, digest, arriving.sizeBytes)
+      arriving.fail(new Error(`${peer.toString()} ended the stream after ${arriving.receivedBytes} of ${arriving.sizeBytes} bytes`))
+      return
+    }
+
+    const actual: OciDigest = `sha256:${hash.digest('hex')}`
+    if (actual !== digest) {
+      penalties.penalise(peer.toString(), `sent bytes for ${digest} that hash to ${actual}`)
+      arriving.fail(new Error(`${peer.toString()} sent bytes that hash to ${actual}`))
+      return
+    }
+    arriving.verify()
+  } catch (err: any) {
+    stream.abort(err instanceof Error ? err : new Error(String(err)))
+    log('fetching %s from %p into memory failed, leaving it to the blob fetcher: %e', digest, peer, err)
+    arriving.fail(err instanceof Error ? err : new Error(String(err)))
   } finally {
     signal.removeEventListener('abort', abortStream)
   }
-
-  signal.throwIfAborted()
-  await stream.close({ signal }).catch(() => {})
-  return offset === bytes.byteLength ? bytes : undefined
 }

@@ -3,6 +3,7 @@
  * and the mesh. The agent implements it with its store, catalog and
  * fetcher, and tests implement it on a bare BlobStore.
  */
+import type { ArrivingBlob } from './arriving-blob.js'
 import type { OciDigest } from '../../protocol/digest.js'
 import type { Descriptor } from '../image/manifest.js'
 import type { BlobStore } from '../store/blob-store.js'
@@ -16,6 +17,12 @@ import type { AbortOptions } from '@libp2p/interface'
 export interface FetchedBlob {
   /** The blob's bytes, already checked against its digest; absent when the fetch went straight to the store. */
   bytes?: Uint8Array
+  /**
+   * A large blob that is still arriving from a peer, in place of `bytes`.
+   * When it fails, the blob is fetched again the usual way
+   * (see ensureLocal).
+   */
+  arriving?: ArrivingBlob
   /** Resolves to true once the blob is in the content store, or to false when storing it failed. Never rejects. */
   stored: Promise<boolean>
 }

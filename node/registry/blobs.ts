@@ -3,12 +3,14 @@
  * content store for every repository, so the repository in the path only
  * has to be a valid name.
  */
+import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { logger } from '@libp2p/logger'
 import { parseDigest, type OciDigest } from '../../protocol/digest.js'
 import { ensureLocal, type MethodHandlers, type RegistryRequest } from './context.js'
 import { RegistryError } from './errors.js'
 import { parseRange } from './range.js'
+import type { ArrivingBlob } from './arriving-blob.js'
 
 const log = logger('kilomesh:registry:blobs')
 
@@ -67,7 +69,14 @@ async function serveBlob (request: RegistryRequest, digestText: string): Promise
     return
   }
 
-  const fetched = await ensureLocal(request, digest)
+  // Only a whole blob is passed on as it arrives; a range waits for the check.
+  let fetched = await ensureLocal(request, digest, {}, { stream: req.headers.range == null })
+  if (fetched?.arriving != null) {
+    if (await sendArriving(request, fetched.arriving)) {
+      return
+    }
+    fetched = await ensureLocal(request, digest)
+  }
   if (fetched == null) {
     throw blobUnknown(digest, 'in this agent\'s store and no peer in reach returned it in time')
   }
@@ -88,6 +97,33 @@ async function serveBlob (request: RegistryRequest, digestText: string): Promise
   // Least-recently-used eviction reads the blob's mtime, so a pull counts as a
   // use. Marking it after the response keeps the client from waiting for it.
   await store.touch(digest).catch((err: Error) => { log('could not mark %s as used - %e', digest, err) })
+}
+
+/**
+ * Sends a whole blob as it arrives from a peer. The headers go out with
+ * the first bytes, so a transfer that fails before them returns false and
+ * the caller fetches the blob another way. A failure after them throws,
+ * and the server cuts the connection: the client sees a short body.
+ */
+async function sendArriving (request: RegistryRequest, arriving: ArrivingBlob): Promise<boolean> {
+  const chunks = arriving.chunks(request.signal)
+  let first: IteratorResult<Uint8Array>
+  try {
+    first = await chunks.next()
+  } catch (err) {
+    request.signal.throwIfAborted()
+    log('%s failed before its first bytes reached the client, fetching it again - %e', arriving.digest, err)
+    return false
+  }
+
+  writeBlobHeaders(request, arriving.digest, arriving.sizeBytes)
+  await pipeline(Readable.from((async function * () {
+    if (first.done !== true) {
+      yield first.value
+    }
+    yield * chunks
+  })(), { objectMode: false }), request.res)
+  return true
 }
 
 /** Handlers of `/v2/<name>/blobs/<digest>`. */

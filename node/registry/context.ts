@@ -51,6 +51,9 @@ export function withTimeout (signal: AbortSignal, timeoutMs: number): AbortSigna
   return AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)])
 }
 
+/** Fetches of one blob for one request that may fail after they started, before the client is told it is unknown. */
+const MAX_FETCH_ATTEMPTS = 2
+
 /** A blob the store already has: nothing to wait for. */
 const IN_STORE: FetchedBlob = { stored: Promise.resolve(true) }
 
@@ -59,15 +62,37 @@ const IN_STORE: FetchedBlob = { stored: Promise.resolve(true) }
  * once when the store has the blob, else requests it from the mesh within
  * the fetch timeout. Returns undefined when no source has it in time (a
  * failed or timed-out fetch counts as that), and throws UNAVAILABLE when the
- * request was cancelled.
+ * request was cancelled. With `stream`, a large blob may come back while it
+ * is still arriving (`arriving`); without, the call waits until it is
+ * verified, and fetches it again when that transfer fails.
  */
-export async function ensureLocal (request: RegistryRequest, digest: OciDigest, hint: { sizeBytes?: number, parent?: OciDigest } = {}): Promise<FetchedBlob | undefined> {
+export async function ensureLocal (request: RegistryRequest, digest: OciDigest, hint: { sizeBytes?: number, parent?: OciDigest } = {}, options: { stream?: boolean } = {}): Promise<FetchedBlob | undefined> {
+  for (let attempt = 1; ; attempt++) {
+    const fetched = await makeLocal(request, digest, hint)
+    if (fetched?.arriving == null || options.stream === true) {
+      return fetched
+    }
+
+    const bytes = await fetched.arriving.done
+    if (bytes != null) {
+      return { bytes, stored: fetched.stored }
+    }
+    request.signal.throwIfAborted()
+    if (attempt >= MAX_FETCH_ATTEMPTS) {
+      log('the transfers of %s failed %d times', digest, attempt)
+      return undefined
+    }
+  }
+}
+
+async function makeLocal (request: RegistryRequest, digest: OciDigest, hint: { sizeBytes?: number, parent?: OciDigest }): Promise<FetchedBlob | undefined> {
   const { backend, limits, prefetcher } = request.context
 
   // A background fetch that found nothing may have run before a peer
-  // connected, so a miss there still gets a fetch of its own.
+  // connected, so a miss there still gets a fetch of its own. One whose
+  // transfer failed after it started is passed over the same way.
   const prefetched = await prefetcher.pending(digest)
-  if (prefetched != null) {
+  if (prefetched != null && prefetched.arriving?.failed !== true) {
     return prefetched
   }
 

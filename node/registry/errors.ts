@@ -75,6 +75,12 @@ export class RegistryStartError extends Error {
   override readonly name = 'RegistryStartError'
 }
 
+/** A blob that was being sent to a client as it arrived from a peer stopped arriving, or did not match its digest. */
+export class BlobTransferError extends Error {
+  static override readonly name = 'BlobTransferError'
+  override readonly name = 'BlobTransferError'
+}
+
 /**
  * Maps an error thrown by the store or the protocol helpers to its OCI
  * error. Anything unexpected becomes UNKNOWN, which the caller logs.

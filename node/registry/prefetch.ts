@@ -68,7 +68,7 @@ export class Prefetcher {
   startChildrenOf (manifest: Descriptor, depth = 1): void {
     void (async () => {
       const fetched = await this.pending(manifest.digest)
-      const bytes = fetched?.bytes ?? (await this.backend.store.has(manifest.digest) ? await this.backend.store.read(manifest.digest) : undefined)
+      const bytes = fetched?.bytes ?? await fetched?.arriving?.done ?? (await this.backend.store.has(manifest.digest) ? await this.backend.store.read(manifest.digest) : undefined)
       if (bytes == null) {
         return
       }

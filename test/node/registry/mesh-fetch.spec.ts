@@ -21,6 +21,9 @@ const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json'
 const HTTPD_V1: OciDigest = 'sha256:b00a22a43573e6deb217672d8fad3294e1a02e7d984c5a072d2044b18f24928c'
 const HTTPD_V1_CONFIG: OciDigest = 'sha256:11cf634045183836747073e3aea959d01fdaf4fd55c8b9c022738e62123c439c'
 const HTTPD_V1_LAYER: OciDigest = 'sha256:6605c25f659b195ee6cf445c35a56180b3a2f26db15740fb46de7076b7f728b2'
+const BUSYBOX_AMD64: OciDigest = 'sha256:15cdd45bae16e02d67b6126196337f6ac2e3fd5cb5ae43c9b5f53c2816a93d79'
+/** The 1 MB layer of busybox:1.35-amd64, large enough to be passed on as it arrives. */
+const BUSYBOX_AMD64_LAYER: OciDigest = 'sha256:0bf36be11406bc3d56538a05318bbf7263a4f78c1b67e91a206087d7bfa2ce36'
 
 function portOf (agent: Agent): number {
   const port = Number(agent.registryAddress?.split(':').pop())
@@ -38,6 +41,7 @@ describe('registry fetches through the mesh', function () {
     publisher = await startLocalAgent({ dht: false })
     agents.push(publisher)
     await publishImage(publisher.context, 'demo/httpd:v1', `${fixture('micro-httpd')}:v1`)
+    await publishImage(publisher.context, 'demo/busybox:amd64', `${fixture('busybox')}:1.35-amd64`)
   })
 
   after(async () => {
@@ -49,10 +53,10 @@ describe('registry fetches through the mesh', function () {
    * Starts a peer that relays the publisher's genuine tag record through the
    * resolve protocol but serves `corrupt` with one byte flipped.
    */
-  async function startRelayingRogue (corrupt: string): Promise<RoguePeer> {
-    const rogue = await startRoguePeer(fixture('micro-httpd'), { corrupt })
+  async function startRelayingRogue (corrupt: string, image = { layout: 'micro-httpd', repository: 'demo/httpd', tag: 'v1' }): Promise<RoguePeer> {
+    const rogue = await startRoguePeer(fixture(image.layout), { corrupt })
     rogues.push(rogue)
-    const envelope = publisher.context.catalog.get('demo/httpd', 'v1')?.envelope
+    const envelope = publisher.context.catalog.get(image.repository, image.tag)?.envelope
     assert.ok(envelope != null)
 
     await rogue.node.handle(RESOLVE_PROTOCOL, async (stream) => {
@@ -166,5 +170,56 @@ describe('registry fetches through the mesh', function () {
     assert.equal(config.code, 'BLOB_UNKNOWN')
     assert.equal(agent.context.penalties.isPenalised(rogue.node.peerId.toString()), true)
     assert.equal(await agent.context.store.has(HTTPD_V1_CONFIG), false)
+  })
+
+  it('large layer streams to the client', async () => {
+    const agent = await startLocalAgent({ dht: false, registry: '127.0.0.1:0', bootstrap: [addressOf(publisher)] })
+    agents.push(agent)
+    await waitUntil(() => agent.context.catalog.get('demo/busybox', 'amd64') != null, 'the catalog sync with the publisher')
+    const layerBytes = await fixtureBlob('busybox', BUSYBOX_AMD64_LAYER)
+
+    const manifest = await send(portOf(agent), 'GET', '/v2/demo/busybox/manifests/amd64', { headers: { Accept: OCI_MANIFEST } })
+    const layer = await send(portOf(agent), 'GET', `/v2/demo/busybox/blobs/${BUSYBOX_AMD64_LAYER}`)
+
+    assert.equal(manifest.status, 200)
+    assert.equal(layer.status, 200)
+    assert.equal(layer.headers['content-length'], String(layerBytes.byteLength))
+    assert.equal(layer.headers['docker-content-digest'], BUSYBOX_AMD64_LAYER)
+    assert.ok(layer.body.equals(layerBytes), 'the client received the layer byte for byte')
+    await waitUntil(async () => agent.context.store.has(BUSYBOX_AMD64_LAYER), 'the layer to reach the store')
+
+    // The backend hands the registry the layer while it arrives.
+    await agent.context.store.delete(BUSYBOX_AMD64_LAYER)
+    const backend = new AgentRegistryBackend(agent.context)
+    assert.equal((await backend.resolveTag('demo/busybox', 'amd64'))?.digest, BUSYBOX_AMD64)
+    const fetched = await backend.fetchBlob(BUSYBOX_AMD64_LAYER, { sizeBytes: layerBytes.byteLength, parent: BUSYBOX_AMD64 })
+    assert.ok(fetched?.arriving != null, 'a 1 MB layer comes back while it arrives')
+    assert.equal(fetched.bytes, undefined)
+    const parts: Uint8Array[] = []
+    for await (const part of fetched.arriving.chunks()) {
+      parts.push(part)
+    }
+    assert.ok(Buffer.concat(parts).equals(layerBytes))
+    assert.equal(await fetched.stored, true)
+  })
+
+  it('corrupt large layer is cut short', async () => {
+    const rogue = await startRelayingRogue(BUSYBOX_AMD64_LAYER, { layout: 'busybox', repository: 'demo/busybox', tag: 'amd64' })
+    const agent = await startLocalAgent({ dht: false, registry: '127.0.0.1:0', bootstrap: [rogue.address] })
+    agents.push(agent)
+    await waitUntil(() => agent.node.getPeers().length > 0, 'a connection to the rogue peer')
+    const layerBytes = await fixtureBlob('busybox', BUSYBOX_AMD64_LAYER)
+
+    const manifest = await send(portOf(agent), 'GET', '/v2/demo/busybox/manifests/amd64', { headers: { Accept: OCI_MANIFEST } })
+    const layer = await send(portOf(agent), 'GET', `/v2/demo/busybox/blobs/${BUSYBOX_AMD64_LAYER}`).catch((err: Error) => err)
+
+    assert.equal(manifest.status, 200)
+    // The server cuts the connection once the check fails: the client sees
+    // an error, or at most a body shorter than the layer.
+    if (!(layer instanceof Error)) {
+      assert.ok(layer.status !== 200 || layer.body.byteLength < layerBytes.byteLength, `the client got ${layer.body.byteLength} bytes with status ${layer.status}`)
+    }
+    assert.equal(agent.context.penalties.isPenalised(rogue.node.peerId.toString()), true)
+    assert.equal(await agent.context.store.has(BUSYBOX_AMD64_LAYER), false)
   })
 })
