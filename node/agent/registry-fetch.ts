@@ -45,25 +45,15 @@ export const STREAM_TO_CLIENT_MIN_BYTES = 256 * 1024
 export const MEMORY_FETCH_BUDGET_BYTES = 16 * 1024 * 1024
 
 /**
- * Requests a whole blob from `peer` and returns its bytes once they match
- * `digest`. Returns undefined when the peer does not have it, is busy or
- * fails, or when the blob is larger than `maxSizeBytes` (by default
- * MAX_MEMORY_FETCH_BYTES). A peer that states a size other than the
- * descriptor's, or sends bytes that do not match the digest, is penalised
- * like the blob fetcher does. Throws only when the caller's signal aborts.
- */
-export async function fetchIntoMemory (node: KilomeshLibp2p, penalties: PeerPenalties, peer: PeerId, digest: OciDigest, sizeBytes: number | undefined, options: AbortOptions & { maxSizeBytes?: number } = {}): Promise<Uint8Array | undefined> {
-  const arriving = await openIntoMemory(node, penalties, peer, digest, sizeBytes, options)
-  const bytes = await arriving?.done
-  options.signal?.throwIfAborted()
-  return bytes
-}
-
-/**
- * Like fetchIntoMemory, but returns as soon as the peer accepted the
- * request, with the blob arriving in the background. Its `done` resolves to
- * the bytes once they match the digest, or to undefined when the peer stops
- * or sends other bytes.
+ * Requests a whole blob from `peer` and returns it as soon as the peer
+ * accepted the request, arriving in the background. Its `done` resolves to
+ * the bytes once they match `digest`, or to undefined when the peer stops
+ * or sends other bytes. Returns undefined when the peer does not have the
+ * blob, is busy or fails, or when the blob is larger than `maxSizeBytes`
+ * (by default MAX_MEMORY_FETCH_BYTES). A peer that states a size other than
+ * the descriptor's, or sends bytes that do not match the digest, is
+ * penalised like the blob fetcher does. Throws only when the caller's
+ * signal aborts before the peer accepted.
  */
 export async function openIntoMemory (node: KilomeshLibp2p, penalties: PeerPenalties, peer: PeerId, digest: OciDigest, sizeBytes: number | undefined, options: AbortOptions & { maxSizeBytes?: number } = {}): Promise<ArrivingBlob | undefined> {
   // Like the blob fetcher, give up on a peer that sends nothing for
