@@ -4,6 +4,7 @@ import { logger } from '@libp2p/logger'
 import { rejectedElsewhere } from '../catalog/trust.js'
 import { InvalidConfigError } from '../config/errors.js'
 import { RegistryServer } from '../registry/server.js'
+import { raceAbort, SharedWorkSignal } from '../net/signals.js'
 import { setMostRecent } from '../util/bounded-map.js'
 import { deleteTag, publishTag } from './publish.js'
 import { resolveTag } from './pull.js'
@@ -39,7 +40,7 @@ export class AgentRegistryBackend implements RegistryBackend {
    */
   private readonly sourceHints = new Map<OciDigest, PeerId[]>()
   /** Blobs fetched into memory, until they are in the store, so a request in between does not fetch them again. */
-  private readonly inMemory = new Map<OciDigest, Promise<FetchedBlob | undefined>>()
+  private readonly inMemory = new Map<OciDigest, { pending: Promise<FetchedBlob | undefined>, shared: SharedWorkSignal }>()
   /** Bytes reserved by the entries of `inMemory`, at most the budget. */
   private memoryBytes = 0
 
@@ -75,26 +76,40 @@ export class AgentRegistryBackend implements RegistryBackend {
     const reservedBytes = options.sizeBytes ?? this.maxMemoryFetchBytes
     const fits = reservedBytes <= this.maxMemoryFetchBytes && this.memoryBytes + reservedBytes <= this.memoryFetchBudgetBytes
 
-    let pending = this.inMemory.get(digest)
-    if (pending == null && preferred.length > 0 && fits) {
+    // The fetch is shared by every request for the blob, and stops only
+    // when all of them gave up before it delivered. Once a large blob
+    // arrives, it is finished and stored whoever still reads it.
+    let entry = this.inMemory.get(digest)
+    if ((entry == null || entry.shared.aborted) && preferred.length > 0 && fits) {
+      const shared = new SharedWorkSignal()
+      const started = { shared, pending: this.fetchIntoMemory(digest, preferred, { ...options, signal: shared.signal }) }
+      entry = started
       this.memoryBytes += reservedBytes
-      pending = this.fetchIntoMemory(digest, preferred, options)
-      this.inMemory.set(digest, pending)
-      void pending.then(async fetched => fetched?.stored).catch(() => {}).finally(() => {
-        this.inMemory.delete(digest)
+      this.inMemory.set(digest, started)
+      void started.pending.then(async fetched => fetched?.stored).catch(() => {}).finally(() => {
+        if (this.inMemory.get(digest) === started) {
+          this.inMemory.delete(digest)
+        }
         this.memoryBytes -= reservedBytes
       })
     }
 
-    // The fetch may be shared with a request whose client went away, so its
-    // failure sends this request on to the blob fetcher with its own signal.
     // When the preferred peers were asked and did not deliver, the blob
     // fetcher does not request from them first again.
     let preferredMissed = false
-    const fetched = await pending?.then(result => {
-      preferredMissed = result == null || result.arriving?.failed === true
-      return result
-    }, () => undefined)
+    let fetched: FetchedBlob | undefined
+    if (entry != null) {
+      const leave = entry.shared.join(options.signal)
+      try {
+        fetched = await raceAbort(entry.pending, options.signal).catch(() => undefined)
+      } finally {
+        leave()
+      }
+      if (options.signal?.aborted === true) {
+        return undefined
+      }
+      preferredMissed = fetched == null || fetched.arriving?.failed === true
+    }
     if (fetched != null && fetched.arriving?.failed !== true) {
       return fetched
     }

@@ -11,7 +11,7 @@ import { BlobResponse } from '../../protocol/messages/blob.js'
 import { requestBlob } from '../net/blob-client.js'
 import { BUSY_RETRY_INITIAL_MS, BUSY_RETRY_MAX_MS, STALL_TIMEOUT_MS } from '../net/constants.js'
 import { connectedPeerNames, connectedPeers } from '../net/peers.js'
-import { raceAbort } from '../net/signals.js'
+import { raceAbort, SharedWorkSignal } from '../net/signals.js'
 import { NoSourceError, StallError } from './errors.js'
 import { shuffle } from './random.js'
 import { SourceFinder } from './sources.js'
@@ -90,7 +90,8 @@ export interface FetcherStats {
 
 export class BlobFetcher {
   readonly stats: FetcherStats = { fetchedBlobs: 0, receivedBytes: 0, failedAttempts: 0 }
-  private readonly inFlight = new Map<OciDigest, Promise<BlobInfo>>()
+  /** Transfers in progress, each shared by every caller that waits for the blob. */
+  private readonly inFlight = new Map<OciDigest, { done: Promise<BlobInfo>, shared: SharedWorkSignal }>()
   /** The peer each transfer in progress receives bytes from. */
   private readonly receiving = new Map<OciDigest, PeerId>()
   /** Peers that recently delivered a blob, newest first: the blobs of one image usually sit together. */
@@ -123,7 +124,7 @@ export class BlobFetcher {
     if (transfer == null) {
       return
     }
-    await raceAbort(transfer.then(() => {}, () => {}), options.signal)
+    await raceAbort(transfer.done.then(() => {}, () => {}), options.signal)
   }
 
   /**
@@ -132,22 +133,39 @@ export class BlobFetcher {
    * stored, so a caller knows whether its last use needs recording.
    */
   async fetch (digest: OciDigest, options: FetchOptions = {}): Promise<FetchedBlobInfo> {
+    options.signal?.throwIfAborted()
     const local = await this.store.stat(digest)
     if (local != null) {
       return { ...local, fetched: false }
     }
 
+    // A transfer that every earlier caller gave up on is being cancelled, so
+    // a new caller starts one of its own.
+    options.signal?.throwIfAborted()
     let transfer = this.inFlight.get(digest)
-    if (transfer == null) {
-      transfer = this.transfer(digest, options).finally(() => {
-        this.inFlight.delete(digest)
-        this.receiving.delete(digest)
-      })
+    if (transfer == null || transfer.shared.aborted) {
+      const shared = new SharedWorkSignal()
+      const started = {
+        shared,
+        done: this.transfer(digest, { ...options, signal: shared.signal }).finally(() => {
+          if (this.inFlight.get(digest) === started) {
+            this.inFlight.delete(digest)
+            this.receiving.delete(digest)
+          }
+        })
+      }
+      transfer = started
       this.inFlight.set(digest, transfer)
     }
 
-    // Each caller may give up on its own signal without cancelling the shared transfer.
-    return { ...await raceAbort(transfer, options.signal), fetched: true }
+    // Each caller may give up on its own signal. The transfer stops only
+    // when every caller waiting for it has given up.
+    const leave = transfer.shared.join(options.signal)
+    try {
+      return { ...await raceAbort(transfer.done, options.signal), fetched: true }
+    } finally {
+      leave()
+    }
   }
 
   private async transfer (digest: OciDigest, options: FetchOptions): Promise<BlobInfo> {

@@ -30,3 +30,50 @@ export async function raceAbort<T> (promise: Promise<T>, signal?: AbortSignal): 
     signal.removeEventListener('abort', onAbort)
   }
 }
+
+/**
+ * The signal of work that several callers share, such as one transfer of a
+ * blob that two requests wait for. It aborts once every caller that joined
+ * has given up, so one caller that leaves does not cancel the others.
+ */
+export class SharedWorkSignal {
+  private readonly controller = new AbortController()
+  private callers = 0
+
+  get signal (): AbortSignal {
+    return this.controller.signal
+  }
+
+  /** True once every caller gave up, so the work is being cancelled. */
+  get aborted (): boolean {
+    return this.controller.signal.aborted
+  }
+
+  /**
+   * Counts a caller in until its own signal aborts or it calls the returned
+   * `leave`. A caller without a signal keeps the work going until it leaves.
+   * Leaving without an abort, after the work ended, cancels nothing.
+   */
+  join (signal?: AbortSignal): () => void {
+    this.callers++
+    let left = false
+    const leave = (gaveUp: boolean): void => {
+      if (left) {
+        return
+      }
+      left = true
+      signal?.removeEventListener('abort', onAbort)
+      this.callers--
+      if (gaveUp && this.callers === 0) {
+        this.controller.abort(signal?.reason instanceof Error ? signal.reason : new Error('every caller gave up'))
+      }
+    }
+    const onAbort = (): void => { leave(true) }
+    if (signal?.aborted === true) {
+      leave(true)
+    } else {
+      signal?.addEventListener('abort', onAbort, { once: true })
+    }
+    return () => { leave(false) }
+  }
+}

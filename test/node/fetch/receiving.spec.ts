@@ -54,4 +54,51 @@ describe('fetch of a blob in transit', function () {
     expect(reply?.sizeBytes).to.equal(sizeBytes)
     expect(middle.context.blobServer.stats.awaitedArrivals).to.equal(1)
   })
+
+  it('shared transfer outlives a caller that gave up', async () => {
+    const holder = await startLocalAgent({ dht: false })
+    const fetcher = await startLocalAgent({ dht: false, bootstrap: [addressOf(holder)] })
+    agents.push(holder, fetcher)
+    await waitUntil(() => fetcher.node.getPeers().length > 0, 'the fetcher to connect')
+    const digest = await holder.context.store.put(randomBytes(2 * 1024 * 1024))
+    const leaving = new AbortController()
+
+    // The first caller gives up once bytes arrive, while the second waits.
+    const first = fetcher.context.fetcher.fetch(digest, {
+      preferredPeers: [holder.node.peerId],
+      signal: leaving.signal,
+      onProgress: () => { leaving.abort(new Error('the first client went away')) }
+    })
+    const second = fetcher.context.fetcher.fetch(digest, { preferredPeers: [holder.node.peerId] })
+
+    const firstError = await first.then(() => undefined, (err: Error) => err)
+    expect(firstError?.message).to.equal('the first client went away')
+    expect((await second).fetched).to.equal(true)
+    expect(await fetcher.context.store.has(digest)).to.equal(true)
+  })
+
+  it('shared transfer stops when every caller gave up', async () => {
+    const holder = await startLocalAgent({ dht: false })
+    const fetcher = await startLocalAgent({ dht: false, bootstrap: [addressOf(holder)] })
+    agents.push(holder, fetcher)
+    await waitUntil(() => fetcher.node.getPeers().length > 0, 'the fetcher to connect')
+    const digest = await holder.context.store.put(randomBytes(8 * 1024 * 1024))
+    const leaving = new AbortController()
+
+    let progressed = false
+    const only = fetcher.context.fetcher.fetch(digest, {
+      preferredPeers: [holder.node.peerId],
+      signal: leaving.signal,
+      onProgress: () => {
+        progressed = true
+        leaving.abort(new Error('the only client went away'))
+      }
+    })
+    await only.catch(() => {})
+    await fetcher.context.fetcher.settled(digest)
+
+    expect(progressed).to.equal(true)
+    expect(fetcher.context.fetcher.isFetching(digest)).to.equal(false)
+    expect(await fetcher.context.store.has(digest)).to.equal(false)
+  })
 })
