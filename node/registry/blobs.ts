@@ -92,11 +92,15 @@ async function serveBlob (request: RegistryRequest, digestText: string): Promise
   const info = await store.verify(digest, { signal })
   const range = writeBlobHeaders(request, digest, info.sizeBytes)
   const { stream } = await store.readStream(digest, range == null ? { signal } : { signal, offset: range.start, end: range.end })
-  await pipeline(stream, res)
-
-  // Least-recently-used eviction reads the blob's mtime, so a pull counts as a
-  // use. Marking it after the response keeps the client from waiting for it.
-  await store.touch(digest).catch((err: Error) => { log('could not mark %s as used - %e', digest, err) })
+  try {
+    await pipeline(stream, res)
+  } finally {
+    // Least-recently-used eviction reads the blob's mtime, so a pull counts
+    // as a use, even one whose client closed the connection before the
+    // response ended. Marking it after the response keeps the client from
+    // waiting for it.
+    await store.touch(digest).catch((err: Error) => { log('could not mark %s as used - %e', digest, err) })
+  }
 }
 
 /**

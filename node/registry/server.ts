@@ -179,6 +179,13 @@ export class RegistryServer {
    * they fall back to plain HTTP.
    */
   private rejectMalformed (err: Error & { code?: string, rawPacket?: Buffer }, socket: Socket): void {
+    // A response cut on purpose (a blob whose transfer failed after its
+    // headers) ends here too, with the socket already destroyed.
+    if (socket.destroyed && err.code?.startsWith('HPE_') !== true) {
+      log.trace('connection closed with %s', err.code ?? err.message)
+      return
+    }
+
     const tls = err.rawPacket?.[0] === TLS_HANDSHAKE_BYTE
     log('rejected %s from %s - %s', tls ? 'a TLS handshake on the plain-HTTP port' : 'a malformed request', socket.remoteAddress, err.code ?? err.message)
 
