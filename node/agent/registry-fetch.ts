@@ -17,6 +17,7 @@ import { StallError } from '../fetch/errors.js'
 import { ArrivingBlob } from '../registry/arriving-blob.js'
 import { requestBlob, type BlobReply } from '../net/blob-client.js'
 import { STALL_TIMEOUT_MS } from '../net/constants.js'
+import { anySignal } from '../net/signals.js'
 import type { PeerPenalties } from '../fetch/penalties.js'
 import type { KilomeshLibp2p } from '../net/libp2p.js'
 import type { AbortOptions, PeerId } from '@libp2p/interface'
@@ -59,7 +60,7 @@ export async function openIntoMemory (node: KilomeshLibp2p, penalties: PeerPenal
   // Like the blob fetcher, give up on a peer that sends nothing for
   // STALL_TIMEOUT_MS, however long the whole transfer takes.
   const stall = new AbortController()
-  const signal = AbortSignal.any([stall.signal, ...(options.signal != null ? [options.signal] : [])])
+  const signal = anySignal([stall.signal, ...(options.signal != null ? [options.signal] : [])])
   let timer: ReturnType<typeof setTimeout> | undefined
   const restartStallTimer = (): void => {
     clearTimeout(timer)

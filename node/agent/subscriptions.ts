@@ -16,6 +16,7 @@ import { endsHold, findPreviousRecord, LocalHolds } from './rollback.js'
 import { GarbageCollector } from '../store/gc.js'
 import { PinFile, type TagVersion } from '../store/pins.js'
 import { connectedPeers } from '../net/peers.js'
+import { anySignal } from '../net/signals.js'
 import { pullImage } from './pull.js'
 import { PullQueue, type PullQueueInit } from './subscription-pulls.js'
 import { describeSubscriptions, type SubscriptionView } from './subscription-views.js'
@@ -332,7 +333,7 @@ export class SubscriptionManager {
       throw new Error('the subscription manager is not started')
     }
 
-    const attemptSignal = AbortSignal.any([signal, AbortSignal.timeout(PULL_ATTEMPT_TIMEOUT_MS)])
+    const attemptSignal = anySignal([signal, AbortSignal.timeout(PULL_ATTEMPT_TIMEOUT_MS)])
     // The tag is known to exist, so holders appear as the rollout spreads: keep looking for them.
     // The publisher almost always has what it published. Asking it first
     // saves probing random peers for the manifest, which in a large mesh

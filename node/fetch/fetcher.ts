@@ -11,7 +11,7 @@ import { BlobResponse } from '../../protocol/messages/blob.js'
 import { requestBlob } from '../net/blob-client.js'
 import { BUSY_RETRY_INITIAL_MS, BUSY_RETRY_MAX_MS, STALL_TIMEOUT_MS } from '../net/constants.js'
 import { connectedPeerNames, connectedPeers } from '../net/peers.js'
-import { raceAbort, SharedWorkSignal } from '../net/signals.js'
+import { anySignal, raceAbort, SharedWorkSignal } from '../net/signals.js'
 import { NoSourceError, StallError } from './errors.js'
 import { shuffle } from './random.js'
 import { SourceFinder } from './sources.js'
@@ -347,7 +347,7 @@ export class BlobFetcher {
    */
   private async receiveFrom (peer: PeerId, digest: OciDigest, opening: Promise<BlobWriter>, offset: number, options: FetchOptions, onHolders: (holders: PeerInfo[]) => void = () => {}): Promise<'done' | 'missing' | 'absent' | 'busy'> {
     const stall = new AbortController()
-    const signal = AbortSignal.any([stall.signal, ...(options.signal != null ? [options.signal] : [])])
+    const signal = anySignal([stall.signal, ...(options.signal != null ? [options.signal] : [])])
     // One timer checks for progress, instead of one timer per chunk.
     let lastProgressMs = Date.now()
     const checkStall = (): void => {

@@ -10,7 +10,7 @@ import { digestToCid, type OciDigest } from '../../protocol/digest.js'
 import { BlobResponse } from '../../protocol/messages/blob.js'
 import { requestBlob } from '../net/blob-client.js'
 import { connectedPeerNames, connectedPeers } from '../net/peers.js'
-import { timeoutSignal } from '../net/signals.js'
+import { anySignal, timeoutSignal } from '../net/signals.js'
 import { sample } from './random.js'
 import { setMostRecent } from '../util/bounded-map.js'
 import { DEAD_PROVIDER_MS, FIND_PROVIDERS_TIMEOUT_MS, MAX_PROVIDERS_PER_LOOKUP, RESOLVE_TIMEOUT_MS } from '../net/constants.js'
@@ -200,7 +200,7 @@ export class SourceFinder {
   private async askProviders (digest: OciDigest, usable: (peer: PeerId) => boolean, found: FoundSources, options: AbortOptions): Promise<void> {
     const connected = connectedPeerNames(this.node)
     const lookup = new AbortController()
-    const signal = AbortSignal.any([lookup.signal, timeoutSignal(FIND_PROVIDERS_TIMEOUT_MS, options.signal)])
+    const signal = anySignal([lookup.signal, timeoutSignal(FIND_PROVIDERS_TIMEOUT_MS, options.signal)])
     setMaxListeners(Infinity, signal)
     const seen = new Set<string>()
     const asks: Array<Promise<void>> = []

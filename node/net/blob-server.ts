@@ -13,7 +13,7 @@ import { BlobRequest, BlobResponse } from '../../protocol/messages/blob.js'
 import { CorruptBlobError } from '../store/errors.js'
 import { ARRIVAL_WAIT_MS, BLOB_CHUNK_BYTES, MAX_HOLDER_HINTS, MAX_INBOUND_BLOB_STREAMS, MAX_TRANSFER_TIME_MS, REQUEST_TIMEOUT_MS } from './constants.js'
 import { connectedPeerNames, connectedPeers } from './peers.js'
-import { timeoutSignal } from './signals.js'
+import { anySignal, timeoutSignal } from './signals.js'
 import { UploadBudget } from './upload-budget.js'
 import type { BlobStore, OpenBlob } from '../store/blob-store.js'
 import type { KilomeshLibp2p } from './libp2p.js'
@@ -74,13 +74,13 @@ export class BlobServer {
 
   private async serve (stream: Stream, connection: Connection): Promise<void> {
     const peer = connection.remotePeer
-    const signal = AbortSignal.any([this.shutdown.signal, AbortSignal.timeout(MAX_TRANSFER_TIME_MS)])
+    const signal = anySignal([this.shutdown.signal, AbortSignal.timeout(MAX_TRANSFER_TIME_MS)])
     this.stats.requests++
     let blob: OpenBlob | undefined
 
     try {
       const messages = pbStream(stream, { maxDataLength: MAX_MESSAGE_BYTES })
-      const request = await messages.read(BlobRequest, { signal: AbortSignal.any([signal, AbortSignal.timeout(REQUEST_TIMEOUT_MS)]) })
+      const request = await messages.read(BlobRequest, { signal: anySignal([signal, AbortSignal.timeout(REQUEST_TIMEOUT_MS)]) })
       const checked = await this.check(request, peer.toString(), { signal })
       blob = checked.blob
       const raw = messages.unwrap()

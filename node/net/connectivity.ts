@@ -11,6 +11,7 @@ import { logger } from '@libp2p/logger'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { DEFAULT_MIN_CONNECTIONS, KEEPER_INTERVAL_MS, REDIAL_INITIAL_DELAY_MS, REDIAL_MAX_DELAY_MS } from './constants.js'
 import { connectedPeerNames } from './peers.js'
+import { anySignal } from './signals.js'
 import type { KilomeshLibp2p } from './libp2p.js'
 import type { PeerId } from '@libp2p/interface'
 
@@ -123,7 +124,7 @@ export class ConnectivityKeeper {
 
     peer.dialing = true
     try {
-      await this.node.dial(peer.address, { signal: AbortSignal.any([this.shutdown.signal, AbortSignal.timeout(10_000)]) })
+      await this.node.dial(peer.address, { signal: anySignal([this.shutdown.signal, AbortSignal.timeout(10_000)]) })
       peer.delayMs = REDIAL_INITIAL_DELAY_MS
       log('connected to bootstrap peer %s', peer.address.toString())
     } catch (err: any) {
@@ -168,7 +169,7 @@ export class ConnectivityKeeper {
     const state = this.known.get(name) ?? { nextDialMs: 0, delayMs: REDIAL_INITIAL_DELAY_MS }
     this.known.set(name, state)
     try {
-      await this.node.dial(peer, { signal: AbortSignal.any([this.shutdown.signal, AbortSignal.timeout(10_000)]) })
+      await this.node.dial(peer, { signal: anySignal([this.shutdown.signal, AbortSignal.timeout(10_000)]) })
       state.delayMs = REDIAL_INITIAL_DELAY_MS
       state.nextDialMs = 0
       log('connected to known peer %p', peer)

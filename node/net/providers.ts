@@ -13,6 +13,7 @@
 import { logger } from '@libp2p/logger'
 import { digestToCid, type OciDigest } from '../../protocol/digest.js'
 import { FETCHED_PROVIDE_DELAY_MAX_MS, FETCHED_PROVIDE_DELAY_MIN_MS, PROVIDE_CONCURRENCY, PROVIDE_DELAY_MS, PROVIDE_TIMEOUT_MS } from './constants.js'
+import { anySignal } from './signals.js'
 import type { KilomeshLibp2p } from './libp2p.js'
 import type { BlobStore } from '../store/blob-store.js'
 
@@ -125,7 +126,7 @@ export class BlobProviders {
   }
 
   private async provide (digest: OciDigest): Promise<void> {
-    const signal = AbortSignal.any([this.shutdown.signal, AbortSignal.timeout(PROVIDE_TIMEOUT_MS)])
+    const signal = anySignal([this.shutdown.signal, AbortSignal.timeout(PROVIDE_TIMEOUT_MS)])
     try {
       // A delayed blob may have been collected as garbage in the meantime.
       if (await this.store.stat(digest) == null) {

@@ -1,15 +1,29 @@
 /** Abort signal helpers shared by the agent's network code. */
 import { setMaxListeners } from 'node:events'
 
+/** Where a combined signal keeps its sources. */
+const SOURCES = Symbol('kilomesh.sources')
+
 /**
- * Combines a timeout with an optional caller signal. The result is shared by
- * many concurrent dials and streams, each of which listens on it, so Node's
+ * Returns a signal that aborts when any of `signals` aborts, like
+ * `AbortSignal.any`, and keeps its sources alive for as long as it lives.
+ * Node.js 20 holds the sources of `AbortSignal.any` weakly, so an
+ * `AbortSignal.timeout` that nothing else held was garbage-collected with
+ * its timer, and the combined signal never timed out: a registry request
+ * waited 10 s for a mesh lookup bounded to 1 s. The result may be shared
+ * by many dials and streams, each listening on it, so Node's
  * listener-count warning is lifted for it.
  */
-export function timeoutSignal (timeoutMs: number, signal?: AbortSignal): AbortSignal {
-  const combined = AbortSignal.any([AbortSignal.timeout(timeoutMs), ...(signal != null ? [signal] : [])])
+export function anySignal (signals: AbortSignal[]): AbortSignal {
+  const combined: AbortSignal & { [SOURCES]?: AbortSignal[] } = AbortSignal.any(signals)
+  combined[SOURCES] = signals
   setMaxListeners(Infinity, combined)
   return combined
+}
+
+/** Combines a timeout with an optional caller signal (see anySignal). */
+export function timeoutSignal (timeoutMs: number, signal?: AbortSignal): AbortSignal {
+  return anySignal([AbortSignal.timeout(timeoutMs), ...(signal != null ? [signal] : [])])
 }
 
 /** Resolves or rejects as `promise` does, or rejects with the signal's reason once `signal` aborts. */

@@ -32,6 +32,7 @@ import { byteStream } from '@libp2p/utils'
 import { setMostRecent } from '../util/bounded-map.js'
 import { DialFailedError, SwarmKeyMismatchError, SwarmKeyProbeError } from './errors.js'
 import { isKeylessListener, PROBE_MESSAGE } from './swarm-key-probe.js'
+import { anySignal } from './signals.js'
 import type { AbortOptions, ConnectionProtector, MessageStream } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { Libp2pOptions } from 'libp2p'
@@ -82,7 +83,7 @@ function messageOf (err: unknown): string {
 /** Returns the caller's signal bounded by HANDSHAKE_STEP_TIMEOUT_MS. */
 function stepSignal (options?: AbortOptions): AbortSignal {
   const timeout = AbortSignal.timeout(HANDSHAKE_STEP_TIMEOUT_MS)
-  return options?.signal == null ? timeout : AbortSignal.any([options.signal, timeout])
+  return options?.signal == null ? timeout : anySignal([options.signal, timeout])
 }
 
 /** Logs mismatches at most once per MISMATCH_LOG_INTERVAL_MS per remote host, with the count of those left out. */

@@ -1,6 +1,7 @@
 /** Shared services and per-request state that every resource handler of the registry API receives. */
 import { logger } from '@libp2p/logger'
 import { RegistryError } from './errors.js'
+import { anySignal } from '../net/signals.js'
 import type { FetchedBlob, RegistryBackend } from './backend.js'
 import type { Prefetcher } from './prefetch.js'
 import type { ReferrersIndex } from './referrers-index.js'
@@ -48,7 +49,7 @@ export type MethodHandlers<K extends Resource['kind']> = Partial<Record<Method, 
 
 /** Returns a signal that fires on the request's signal or after `timeoutMs`. */
 export function withTimeout (signal: AbortSignal, timeoutMs: number): AbortSignal {
-  return AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)])
+  return anySignal([signal, AbortSignal.timeout(timeoutMs)])
 }
 
 /** Fetches of one blob for one request that may fail after they started, before the client is told it is unknown. */

@@ -26,6 +26,7 @@ import { Prefetcher } from './prefetch.js'
 import { ReferrersIndex } from './referrers-index.js'
 import { parseRoute } from './route.js'
 import { UploadSessions } from './upload-sessions.js'
+import { anySignal } from '../net/signals.js'
 import type { RegistryBackend } from './backend.js'
 import type { RegistryContext } from './context.js'
 import type { AbortOptions } from '@libp2p/interface'
@@ -204,7 +205,7 @@ export class RegistryServer {
       }
     }
     res.once('close', onClose)
-    const signal = AbortSignal.any([controller.signal, this.shutdown?.signal ?? controller.signal])
+    const signal = anySignal([controller.signal, this.shutdown?.signal ?? controller.signal])
 
     try {
       const route = parseRoute(req.url ?? '/')

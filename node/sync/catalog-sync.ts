@@ -8,6 +8,7 @@ import { CONNECT_SYNC_ATTEMPTS, CONNECT_SYNC_RETRY_MS, DEFAULT_SYNC_INTERVAL_MS,
 import { SyncBusyError } from './errors.js'
 import { runSession, type SessionResult, type SyncRole } from './session.js'
 import { SyncIndex } from './sync-index.js'
+import { anySignal } from '../net/signals.js'
 import type { Catalog } from '../catalog/catalog.js'
 import type { AbortOptions, ComponentLogger, Connection, Libp2p, Logger, PeerId, Startable, Stream } from '@libp2p/interface'
 import type { ConnectionManager, Registrar } from '@libp2p/interface-internal'
@@ -202,7 +203,7 @@ export class CatalogSync implements Startable {
       signals.push(options.signal)
     }
 
-    return AbortSignal.any(signals)
+    return anySignal(signals)
   }
 
   private beginSession (peer: string): void {

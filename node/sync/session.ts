@@ -10,6 +10,7 @@ import { MAX_SYNC_MESSAGE_BYTES, MAX_SYNC_NODES_PER_MESSAGE, MAX_SYNC_RECORDS_PE
 import { MAX_REJECTED_RECORDS_PER_SESSION, SYNC_MESSAGE_TIMEOUT_MS } from './constants.js'
 import { SyncIncompleteError, SyncRejectedRecordsError, SyncRoundLimitError } from './errors.js'
 import { Reconciler } from './reconciler.js'
+import { anySignal } from '../net/signals.js'
 import type { SyncIndex } from './sync-index.js'
 import type { Catalog } from '../catalog/catalog.js'
 import type { AbortOptions, Stream } from '@libp2p/interface'
@@ -84,7 +85,7 @@ export async function runSession (stream: Stream, role: SyncRole, context: Sessi
     const signals = [AbortSignal.timeout(messageTimeoutMs), ...(options.signal != null ? [options.signal] : [])]
     let bytes
     try {
-      bytes = await lp.read({ signal: AbortSignal.any(signals) })
+      bytes = await lp.read({ signal: anySignal(signals) })
     } catch (err) {
       if ((err as Error).name !== 'UnexpectedEOFError') {
         throw err

@@ -1,0 +1,76 @@
+import { expect } from 'chai'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
+import { anySignal, SharedWorkSignal, timeoutSignal } from '../../../node/net/signals.js'
+
+// A forced garbage collection is what loses an AbortSignal.timeout held
+// only by AbortSignal.any in Node.js 20. The flag is set at run time, so
+// mocha needs no option for it.
+setFlagsFromString('--expose-gc')
+const collectGarbage = runInNewContext('gc') as () => void
+
+async function sleep (ms: number): Promise<void> {
+  await new Promise(resolve => setTimeout(resolve, ms))
+}
+
+describe('net signals', () => {
+  it('timeoutSignal aborts after a garbage collection', async () => {
+    const signal = timeoutSignal(100, new AbortController().signal)
+
+    for (let round = 0; round < 5; round++) {
+      collectGarbage()
+      await sleep(10)
+    }
+    await sleep(250)
+
+    expect(signal.aborted).to.equal(true)
+    expect((signal.reason as Error).name).to.equal('TimeoutError')
+  })
+
+  it('anySignal aborts with the first source', () => {
+    const first = new AbortController()
+    const second = new AbortController()
+    const signal = anySignal([first.signal, second.signal])
+
+    second.abort(new Error('second gave up'))
+
+    expect(signal.aborted).to.equal(true)
+    expect((signal.reason as Error).message).to.equal('second gave up')
+  })
+
+  it('SharedWorkSignal aborts when the last caller gives up', () => {
+    const shared = new SharedWorkSignal()
+    const first = new AbortController()
+    const second = new AbortController()
+    shared.join(first.signal)
+    shared.join(second.signal)
+
+    first.abort(new Error('first gave up'))
+    expect(shared.aborted).to.equal(false)
+    second.abort(new Error('second gave up'))
+
+    expect(shared.aborted).to.equal(true)
+  })
+
+  it('SharedWorkSignal keeps going after a caller leaves', () => {
+    const shared = new SharedWorkSignal()
+    const waiting = new AbortController()
+    const leave = shared.join()
+    shared.join(waiting.signal)
+
+    leave()
+    waiting.abort(new Error('gave up'))
+
+    expect(shared.aborted).to.equal(true)
+  })
+
+  it('SharedWorkSignal counts a caller that joins aborted as gone', () => {
+    const shared = new SharedWorkSignal()
+    const gone = new AbortController()
+    gone.abort(new Error('gave up already'))
+
+    shared.join(gone.signal)
+
+    expect(shared.aborted).to.equal(true)
+  })
+})
