@@ -69,6 +69,16 @@ async function serveBlob (request: RegistryRequest, digestText: string): Promise
     return
   }
 
+  // A small blob in the store's memory cache is served from there, as the
+  // blob protocol serves it: no stat, open, read or hash per request.
+  const cached = store.cachedBytes(digest)
+  if (cached != null) {
+    const range = writeBlobHeaders(request, digest, cached.byteLength)
+    res.end(range == null ? cached : cached.subarray(range.start, range.end + 1))
+    await store.touch(digest).catch((err: Error) => { log('could not mark %s as used - %e', digest, err) })
+    return
+  }
+
   // Only a whole blob is passed on as it arrives; a range waits for the check.
   let fetched = await ensureLocal(request, digest, {}, { stream: req.headers.range == null })
   if (fetched?.arriving != null) {

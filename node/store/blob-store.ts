@@ -255,6 +255,14 @@ export class BlobStore {
   }
 
   /**
+   * Returns the verified bytes of a blob in the memory cache (see `open`),
+   * or undefined. The caller must not change them.
+   */
+  cachedBytes (digest: OciDigest): Uint8Array | undefined {
+    return this.cache.get(digest)
+  }
+
+  /**
    * Opens a stored blob for reading, or returns undefined when it is not
    * stored. The open file is hashed first unless this process already
    * verified it at its current size and mtime, so the bytes read are the ones

@@ -1,5 +1,8 @@
 /** Blob downloads: whole, by range, from the mesh, and HEAD. */
 import { strict as assert } from 'node:assert'
+import { randomBytes } from 'node:crypto'
+import { writeFile } from 'node:fs/promises'
+import { MAX_CACHED_BLOB_BYTES } from '../../../node/store/blob-cache.js'
 import { fixtureBlob, loadFixture, send, startRegistry, type RegistryFixture } from './helpers.js'
 
 const LAYER = 'sha256:6605c25f659b195ee6cf445c35a56180b3a2f26db15740fb46de7076b7f728b2'
@@ -137,12 +140,45 @@ describe('registry blobs', () => {
   })
 
   it('corrupt blob on disk is not served', async () => {
-    const { writeFile } = await import('node:fs/promises')
-    await writeFile(registry.backend.store.pathOf(LAYER), Buffer.alloc(LAYER_BYTES))
+    // Larger than the store's memory cache takes, so the request reads the disk.
+    const large = randomBytes(MAX_CACHED_BLOB_BYTES + 1)
+    const digest = await registry.backend.store.put(large)
+    await writeFile(registry.backend.store.pathOf(digest), Buffer.alloc(large.byteLength))
 
-    const response = await send(registry.port, 'GET', `/v2/demo/httpd/blobs/${LAYER}`)
+    const response = await send(registry.port, 'GET', `/v2/demo/httpd/blobs/${digest}`)
 
     assert.equal(response.status, 404)
     assert.equal(response.code, 'BLOB_UNKNOWN')
+  })
+
+  /** Records the blobs whose file a request verifies on disk. */
+  function watchDiskReads (): string[] {
+    const store = registry.backend.store
+    assert.ok(store.cachedBytes(LAYER) != null, 'the fixture layer is in the store\'s cache')
+    const diskReads: string[] = []
+    const verify = store.verify.bind(store)
+    store.verify = async (digest, options) => { diskReads.push(digest); return verify(digest, options) }
+    return diskReads
+  }
+
+  it('cached blob is served from memory', async () => {
+    const diskReads = watchDiskReads()
+
+    const response = await send(registry.port, 'GET', `/v2/demo/httpd/blobs/${LAYER}`)
+
+    assert.equal(response.status, 200)
+    assert.deepEqual(response.body, layer)
+    assert.equal(response.headers['content-length'], String(LAYER_BYTES))
+    assert.deepEqual(diskReads, [], 'the request did not verify the file on disk')
+  })
+
+  it('Range of a cached blob is served from memory', async () => {
+    const diskReads = watchDiskReads()
+
+    const response = await send(registry.port, 'GET', `/v2/demo/httpd/blobs/${LAYER}`, { headers: { Range: 'bytes=10-19' } })
+
+    assert.equal(response.status, 206)
+    assert.deepEqual(response.body, layer.subarray(10, 20))
+    assert.deepEqual(diskReads, [], 'the request did not verify the file on disk')
   })
 })
