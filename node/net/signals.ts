@@ -10,7 +10,7 @@ const SOURCES = Symbol('kilomesh.sources')
  * Node.js 20 holds the sources of `AbortSignal.any` weakly, so an
  * `AbortSignal.timeout` that nothing else held was garbage-collected with
  * its timer, and the combined signal never timed out: a registry request
- * waited 10 s for a mesh lookup bounded to 1 s. The result may be shared
+ * waited 10 s for a mesh lookup bounded to 300 ms. The result may be shared
  * by many dials and streams, each listening on it, so Node's
  * listener-count warning is lifted for it.
  */
