@@ -7,7 +7,7 @@ const SOURCES = Symbol('kilomesh.sources')
 /**
  * Returns a signal that aborts when any of `signals` aborts, like
  * `AbortSignal.any`, and keeps its sources alive for as long as it lives.
- * Node.js 20 holds the sources of `AbortSignal.any` weakly, so an
+ * In Node.js 20.20, `AbortSignal.any` did not keep its sources alive: an
  * `AbortSignal.timeout` that nothing else held was garbage-collected with
  * its timer, and the combined signal never timed out: a registry request
  * waited 10 s for a mesh lookup bounded to 300 ms. The result may be shared
