@@ -133,6 +133,20 @@ export class NodeTraffic {
       return counters
     }
 
+    // The protocol is assigned once negotiation ends. Counting the pending
+    // bytes then, rather than at the next send, receive or close, keeps the
+    // totals right while a stream stays open after its last byte.
+    let protocol: string | undefined = stream.protocol
+    Object.defineProperty(stream, 'protocol', {
+      configurable: true,
+      enumerable: true,
+      get: () => protocol,
+      set: (value: string | undefined) => {
+        protocol = value
+        resolve()
+      }
+    })
+
     const send = watchable.send
     watchable.send = (data: { byteLength: number }) => {
       const target = resolve()
