@@ -133,9 +133,8 @@ export class NodeTraffic {
       return counters
     }
 
-    // The protocol is assigned once negotiation ends. Counting the pending
-    // bytes then, rather than at the next send, receive or close, keeps the
-    // totals right while a stream stays open after its last byte.
+    // Pending bytes move when the protocol is assigned, so a stream that
+    // stays open after its last byte is still counted right.
     let protocol: string | undefined = stream.protocol
     Object.defineProperty(stream, 'protocol', {
       configurable: true,
