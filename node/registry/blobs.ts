@@ -11,6 +11,7 @@ import { ensureLocal, type MethodHandlers, type RegistryRequest } from './contex
 import { RegistryError } from './errors.js'
 import { parseRange } from './range.js'
 import type { ArrivingBlob } from './arriving-blob.js'
+import type { BlobStore } from '../store/blob-store.js'
 
 const log = logger('kilomesh:registry:blobs')
 
@@ -73,9 +74,8 @@ async function serveBlob (request: RegistryRequest, digestText: string): Promise
   // blob protocol serves it: no stat, open, read or hash per request.
   const cached = store.cachedBytes(digest)
   if (cached != null) {
-    const range = writeBlobHeaders(request, digest, cached.byteLength)
-    res.end(range == null ? cached : cached.subarray(range.start, range.end + 1))
-    await store.touch(digest).catch((err: Error) => { log('could not mark %s as used - %e', digest, err) })
+    sendBytes(request, digest, cached)
+    await markUsed(store, digest)
     return
   }
 
@@ -94,8 +94,7 @@ async function serveBlob (request: RegistryRequest, digestText: string): Promise
   // A blob fetched into memory was checked against its digest by the
   // backend, so it is served before the store has finished writing it.
   if (fetched.bytes != null) {
-    const range = writeBlobHeaders(request, digest, fetched.bytes.byteLength)
-    res.end(range == null ? fetched.bytes : fetched.bytes.subarray(range.start, range.end + 1))
+    sendBytes(request, digest, fetched.bytes)
     return
   }
 
@@ -109,8 +108,19 @@ async function serveBlob (request: RegistryRequest, digestText: string): Promise
     // as a use, even one whose client closed the connection before the
     // response ended. Marking it after the response keeps the client from
     // waiting for it.
-    await store.touch(digest).catch((err: Error) => { log('could not mark %s as used - %e', digest, err) })
+    await markUsed(store, digest)
   }
+}
+
+/** Sends a verified blob held in memory, whole or the requested range. */
+function sendBytes (request: RegistryRequest, digest: OciDigest, bytes: Uint8Array): void {
+  const range = writeBlobHeaders(request, digest, bytes.byteLength)
+  request.res.end(range == null ? bytes : bytes.subarray(range.start, range.end + 1))
+}
+
+/** Marks a served blob as used for eviction, logging a failure. */
+async function markUsed (store: BlobStore, digest: OciDigest): Promise<void> {
+  await store.touch(digest).catch((err: Error) => { log('could not mark %s as used - %e', digest, err) })
 }
 
 /**

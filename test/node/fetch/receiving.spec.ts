@@ -4,6 +4,7 @@ import { BlobResponse } from '../../../protocol/messages/blob.js'
 import { requestBlob } from '../../../node/net/blob-client.js'
 import { addressOf, startLocalAgent, stopLocalAgents, waitUntil } from '../../utils/in-process.js'
 import type { Agent } from '../../../node/agent/agent.js'
+import type { OciDigest } from '../../../protocol/digest.js'
 import type { PeerId } from '@libp2p/interface'
 
 describe('fetch of a blob in transit', function () {
@@ -14,12 +15,18 @@ describe('fetch of a blob in transit', function () {
     await stopLocalAgents(agents.splice(0))
   })
 
-  it('receivingFrom names the sender until stored', async () => {
+  /** Starts a holder of a random blob of `sizeBytes` and a fetcher connected to it. */
+  async function startPair (sizeBytes: number): Promise<{ holder: Agent, fetcher: Agent, digest: OciDigest }> {
     const holder = await startLocalAgent({ dht: false })
     const fetcher = await startLocalAgent({ dht: false, bootstrap: [addressOf(holder)] })
     agents.push(holder, fetcher)
     await waitUntil(() => fetcher.node.getPeers().length > 0, 'the fetcher to connect')
-    const digest = await holder.context.store.put(randomBytes(2 * 1024 * 1024))
+    const digest = await holder.context.store.put(randomBytes(sizeBytes))
+    return { holder, fetcher, digest }
+  }
+
+  it('receivingFrom names the sender until stored', async () => {
+    const { holder, fetcher, digest } = await startPair(2 * 1024 * 1024)
 
     let duringTransfer: PeerId | undefined
     await fetcher.context.fetcher.fetch(digest, {
@@ -56,11 +63,7 @@ describe('fetch of a blob in transit', function () {
   })
 
   it('shared transfer outlives a caller that gave up', async () => {
-    const holder = await startLocalAgent({ dht: false })
-    const fetcher = await startLocalAgent({ dht: false, bootstrap: [addressOf(holder)] })
-    agents.push(holder, fetcher)
-    await waitUntil(() => fetcher.node.getPeers().length > 0, 'the fetcher to connect')
-    const digest = await holder.context.store.put(randomBytes(2 * 1024 * 1024))
+    const { holder, fetcher, digest } = await startPair(2 * 1024 * 1024)
     const leaving = new AbortController()
 
     // The first caller gives up once bytes arrive, while the second waits.
@@ -78,11 +81,7 @@ describe('fetch of a blob in transit', function () {
   })
 
   it('shared transfer stops when every caller gave up', async () => {
-    const holder = await startLocalAgent({ dht: false })
-    const fetcher = await startLocalAgent({ dht: false, bootstrap: [addressOf(holder)] })
-    agents.push(holder, fetcher)
-    await waitUntil(() => fetcher.node.getPeers().length > 0, 'the fetcher to connect')
-    const digest = await holder.context.store.put(randomBytes(8 * 1024 * 1024))
+    const { holder, fetcher, digest } = await startPair(8 * 1024 * 1024)
     const leaving = new AbortController()
 
     let progressed = false
