@@ -68,34 +68,38 @@ export async function openIntoMemory (node: KilomeshLibp2p, penalties: PeerPenal
   }
   restartStallTimer()
   let reply: BlobReply | undefined
+  // Until the peer accepts, every way out stops the stall timer. After it,
+  // the body reader stops it.
+  let accepted = false
 
   try {
     reply = await requestBlob(node, peer, digest, 0, { signal, sizeBytes })
     if (reply.status !== BlobResponse.Status.OK) {
       log.trace('%p responded %s for %s', peer, BlobResponse.Status[reply.status] ?? reply.status, digest)
-      clearTimeout(timer)
       return undefined
     }
 
     if (sizeBytes != null && reply.sizeBytes !== sizeBytes) {
       penalties.penalise(peer.toString(), `stated size ${reply.sizeBytes} for ${digest}, whose descriptor says ${sizeBytes}`)
       reply.stream.abort(new Error('size mismatch'))
-      clearTimeout(timer)
       return undefined
     }
     if (reply.sizeBytes > (options.maxSizeBytes ?? MAX_MEMORY_FETCH_BYTES)) {
       reply.stream.abort(new Error('blob too large to fetch into memory'))
-      clearTimeout(timer)
       return undefined
     }
+    accepted = true
   } catch (err: any) {
-    clearTimeout(timer)
     reply?.stream.abort(err instanceof Error ? err : new Error(String(err)))
     if (options.signal?.aborted === true) {
       throw err
     }
     log('fetching %s from %p into memory failed, leaving it to the blob fetcher: %e', digest, peer, err)
     return undefined
+  } finally {
+    if (!accepted) {
+      clearTimeout(timer)
+    }
   }
 
   const arriving = new ArrivingBlob(digest, reply.sizeBytes)
