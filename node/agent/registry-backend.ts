@@ -78,7 +78,7 @@ export class AgentRegistryBackend implements RegistryBackend {
 
     // The fetch is shared by every request for the blob, and stops only
     // when all of them gave up before it delivered. Once a large blob
-    // arrives, it is finished and stored whoever still reads it.
+    // arrives, it is finished and stored even when no request reads it any more.
     let entry = this.inMemory.get(digest)
     if ((entry == null || entry.shared.aborted) && preferred.length > 0 && fits) {
       const shared = new SharedWorkSignal()
@@ -130,10 +130,10 @@ export class AgentRegistryBackend implements RegistryBackend {
   }
 
   /**
-   * Asks each preferred peer in turn. A blob of at least
+   * Requests the blob from each preferred peer in turn. A blob of at least
    * STREAM_TO_CLIENT_MIN_BYTES is returned as soon as a peer starts sending
-   * it, so the registry can pass it on as it arrives; a smaller one once it
-   * is verified. Either way the store writes it once it is verified.
+   * it, so the registry can pass it on as it arrives. A smaller one is
+   * returned once verified. Either way the store writes it once verified.
    * NOTE: a transfer of the same blob that the blob fetcher runs at the same
    * time (for a subscription's pull) is not shared with this one, so both may
    * download it.

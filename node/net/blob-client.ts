@@ -27,7 +27,7 @@ export interface BlobReply {
 }
 
 export interface RequestBlobOptions extends AbortOptions {
-  /** Ask only for the header, to learn whether the peer holds the blob. */
+  /** Asks only for the header, to learn whether the peer has the blob. */
   headerOnly?: boolean
   /**
    * Size of the whole blob from its descriptor. The peer is granted a

@@ -1,17 +1,17 @@
 /** Abort signal helpers shared by the agent's network code. */
 import { setMaxListeners } from 'node:events'
 
-/** Where a combined signal keeps its sources. */
+/** Key of the property that keeps a combined signal's sources alive. */
 const SOURCES = Symbol('kilomesh.sources')
 
 /**
  * Returns a signal that aborts when any of `signals` aborts, like
  * `AbortSignal.any`, and keeps its sources alive for as long as it lives.
- * In Node.js 20.20, `AbortSignal.any` did not keep its sources alive: an
- * `AbortSignal.timeout` that nothing else held was garbage-collected with
- * its timer, and the combined signal never timed out: a registry request
- * waited 10 s for a mesh lookup bounded to 300 ms. The result may be shared
- * by many dials and streams, each listening on it, so Node's
+ * In Node.js 20.20, `AbortSignal.any` did not keep its sources alive. An
+ * `AbortSignal.timeout` that nothing else referenced was garbage-collected
+ * with its timer, so the combined signal never timed out. A registry
+ * request waited 10 s for a mesh lookup bounded to 300 ms. The result may
+ * be shared by many dials and streams, each listening on it, so Node's
  * listener-count warning is lifted for it.
  */
 export function anySignal (signals: AbortSignal[]): AbortSignal {

@@ -29,12 +29,12 @@ export class ArrivingBlob {
     return this.received
   }
 
-  /** True once the transfer failed; a caller then fetches the blob another way. */
+  /** True once the transfer failed. A caller then fetches the blob another way. */
   get failed (): boolean {
     return this.state === 'failed'
   }
 
-  /** Copies the next bytes of the blob in; bytes past its size are dropped. */
+  /** Copies the next bytes of the blob in, dropping any past its size. */
   append (chunk: Uint8Array): void {
     if (this.state !== 'arriving') {
       return
@@ -68,8 +68,8 @@ export class ArrivingBlob {
   }
 
   /**
-   * Yields the blob from its first byte as it arrives. The bytes after the
-   * last full part are yielded only once the blob is verified. Throws
+   * Yields the blob from its first byte as it arrives. The bytes that
+   * complete it are yielded only once the blob is verified. Throws
    * BlobTransferError when the transfer fails, and the signal's reason when
    * it aborts.
    */

@@ -52,7 +52,7 @@ export function withTimeout (signal: AbortSignal, timeoutMs: number): AbortSigna
   return anySignal([signal, AbortSignal.timeout(timeoutMs)])
 }
 
-/** Fetches of one blob for one request that may fail after they started, before the client is told it is unknown. */
+/** Fetches of one blob that may fail after they started, per request, before the client gets BLOB_UNKNOWN. */
 const MAX_FETCH_ATTEMPTS = 2
 
 /** A blob the store already has: nothing to wait for. */
@@ -64,8 +64,8 @@ const IN_STORE: FetchedBlob = { stored: Promise.resolve(true) }
  * the fetch timeout. Returns undefined when no source has it in time (a
  * failed or timed-out fetch counts as that), and throws UNAVAILABLE when the
  * request was cancelled. With `stream`, a large blob may come back while it
- * is still arriving (`arriving`); without, the call waits until it is
- * verified, and fetches it again when that transfer fails.
+ * is still arriving (`arriving`). Without it, the call waits until the blob
+ * is verified, and fetches it again when that transfer fails.
  */
 export async function ensureLocal (request: RegistryRequest, digest: OciDigest, hint: { sizeBytes?: number, parent?: OciDigest } = {}, options: { stream?: boolean } = {}): Promise<FetchedBlob | undefined> {
   for (let attempt = 1; ; attempt++) {

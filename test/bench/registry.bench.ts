@@ -40,7 +40,7 @@ const MAX_COLD_RATIO = 1.5
 
 interface BenchImage {
   label: string
-  /** Path of the OCI image layout that holds the image. */
+  /** Path of the OCI image layout that contains the image. */
   layout: string
   tag: string
   repository: string
@@ -53,9 +53,9 @@ const IMAGES: BenchImage[] = [
 ]
 
 /**
- * The image agent B pulls, untimed, before the timed cold pulls: two
- * platforms of random 1 MB layers, shaped like busybox but sharing none of
- * its blobs. Its layout is written into the benchmark's work folder.
+ * Returns the image agent B pulls, untimed, before the timed cold pulls:
+ * two platforms of random 1 MB layers, shaped like busybox but sharing
+ * none of its blobs. Its layout goes into the benchmark's work folder.
  */
 function warmUpImage (work: string): BenchImage {
   return { label: 'warm-up', layout: join(work, 'warm-up-layout'), tag: 'w', repository: 'bench/warm-up', all: true }
@@ -174,8 +174,8 @@ async function listsTag (registry: string, image: BenchImage): Promise<boolean> 
  * has synced the tags from its peer but has none of the blobs, so each
  * pull fetches every blob through the mesh. With `warmUp`, B first pulls
  * that image, untimed. A long-running agent has run its data path before,
- * and V8 has compiled it; a just-started one runs it for the first time,
- * which made its first 1 MB transfer take 20 to 36 ms instead of 5 to 10.
+ * so V8 has compiled it. A just-started one runs it for the first time, and
+ * its first 1 MB transfer took 20 to 36 ms instead of 5 to 10.
  * Each cold pull is paired with a pull from the reference registry in the
  * same round, alternating which goes first, so both figures see the same
  * load on the machine.
@@ -270,7 +270,7 @@ export async function bench (): Promise<string> {
     return [
       '## Registry API: skopeo copy',
       '',
-      `Wall time of one \`skopeo copy docker://REGISTRY/REPOSITORY:TAG oci:FRESH_FOLDER:TAG\` process, as median and 90th percentile. The baseline is the reference registry (${await versionOf('docker-registry', ['--version'])}, filesystem storage) on loopback. A warm pull reads from agent A, which holds the images in its store; ${WARM_ROUNDS} timed rounds after ${WARMUP_ROUNDS} untimed ones, alternating which registry goes first. A cold pull goes through agent B, started fresh for each of ${COLD_ROUNDS} rounds and connected to A over loopback TCP. The clock starts once B has learnt the tags from A through the catalog sync that runs on every new connection, as on a device that joined the mesh earlier. B has none of the blobs, so it fetches every one from A through the mesh before responding. Before the timed pulls, B pulls another image through its registry, untimed: two platforms of random ${WARM_UP_LAYER_BYTES / 1e6} MB layers, which share no blob with the timed images. That is the state of a device whose agent has been running, and it matches the baseline, a registry process that has served before. The last two rows time B's first pull after it started, in ${COLD_ROUNDS} more rounds: there V8 runs the agent's data path for the first time, and the first 1 MB transfer took 20 to 36 ms instead of 5 to 10 in separate runs. Each cold pull's baseline is a pull from the reference registry in the same round, alternating which goes first. Agents run as \`kilomesh agent\` processes.`,
+      `Wall time of one \`skopeo copy docker://REGISTRY/REPOSITORY:TAG oci:FRESH_FOLDER:TAG\` process, as median and 90th percentile. The baseline is the reference registry (${await versionOf('docker-registry', ['--version'])}, filesystem storage) on loopback. A warm pull reads from agent A, which holds the images in its store; ${WARM_ROUNDS} timed rounds after ${WARMUP_ROUNDS} untimed ones, alternating which registry goes first. A cold pull goes through agent B, started fresh for each of ${COLD_ROUNDS} rounds and connected to A over loopback TCP. The clock starts once B has learnt the tags from A through the catalog sync that runs on every new connection, as on a device that joined the mesh earlier. B has none of the blobs, so it fetches every one from A through the mesh before responding. Before the timed pulls, B pulls another image through its registry, untimed: two platforms of random ${WARM_UP_LAYER_BYTES / 1e6} MB layers, which share no blob with the timed images. That is the state of a device whose agent has been running, and it matches the baseline, a registry process that has served before. The last two rows time B's first pull after it started, in ${COLD_ROUNDS} more rounds. There V8 runs the agent's data path for the first time. In separate runs, that first 1 MB transfer took 20 to 36 ms instead of 5 to 10. Each cold pull's baseline is a pull from the reference registry in the same round, alternating which goes first. Agents run as \`kilomesh agent\` processes.`,
       '',
       renderTable(rows),
       '',

@@ -15,14 +15,14 @@ async function startNode (): Promise<KilomeshLibp2p> {
   return createKilomeshNode({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'], dht: false })
 }
 
-/** The send credit @libp2p/yamux 8 keeps on a stream; this spec fails when a libp2p update renames it. */
+/** Returns the send credit @libp2p/yamux 8 keeps on a stream. The spec fails when a libp2p update renames it. */
 function sendCreditOf (stream: Stream): number {
   const credit = (stream as unknown as { sendWindowCapacity?: unknown }).sendWindowCapacity
   expect(credit, 'yamux stream field sendWindowCapacity').to.be.a('number')
   return credit as number
 }
 
-/** The receive window @libp2p/yamux 8 keeps on a stream. */
+/** Returns the receive window @libp2p/yamux 8 keeps on a stream. */
 function receiveWindowOf (stream: Stream): number {
   const window = (stream as unknown as { recvWindow?: unknown }).recvWindow
   expect(window, 'yamux stream field recvWindow').to.be.a('number')

@@ -64,12 +64,12 @@ describe('net signals', () => {
     expect(shared.aborted).to.equal(true)
   })
 
-  it('SharedWorkSignal counts a caller that joins aborted as gone', () => {
+  it('SharedWorkSignal counts an aborted joiner out', () => {
     const shared = new SharedWorkSignal()
-    const gone = new AbortController()
-    gone.abort(new Error('gave up already'))
+    const late = new AbortController()
+    late.abort(new Error('gave up already'))
 
-    shared.join(gone.signal)
+    shared.join(late.signal)
 
     expect(shared.aborted).to.equal(true)
   })

@@ -106,8 +106,8 @@ describe('swarm key mismatch', function () {
   const cases: Array<{ name: string, dialer: () => TestAgent, listener: () => TestAgent, cause: RegExp }> = [
     { name: 'different keys', dialer: () => second, listener: () => first, cause: KEYED_CAUSE },
     { name: 'keyless dialer', dialer: () => keyless, listener: () => first, cause: /on a private network and this agent has no swarm key/ },
-    // Whether the keyless listener answers or waits depends on the random
-    // nonce, so the message names either cause.
+    // Whether the keyless listener rejects the probe or waits depends on
+    // the random nonce, so the message names either cause.
     { name: 'keyless listener', dialer: () => first, listener: () => keyless, cause: /the peer has no swarm key|different swarm key, or none/ }
   ]
 
