@@ -90,8 +90,12 @@ export class NodeTraffic {
     }
     (muxer as Watchable)[WATCHED] = true
 
+    // libp2p creates the muxer, then awaits the connection gater before it
+    // emits connection:open, so a fast peer's first stream can arrive and
+    // buffer data before this runs. Nothing reads a stream until the
+    // connection exists, so its read buffer contains every byte it has received.
     for (const stream of muxer.streams as Stream[]) {
-      this.watchStream(stream)
+      this.watchStream(stream, stream.readBufferLength)
     }
 
     // AbstractStreamMuxer (@libp2p/utils 7) calls cleanUpStream for every new
@@ -110,7 +114,8 @@ export class NodeTraffic {
     }
   }
 
-  private watchStream (stream: Stream): void {
+  /** `bufferedBytes` counts data the stream received before it was watched and has not yet given to a reader. */
+  private watchStream (stream: Stream, bufferedBytes = 0): void {
     const watchable = stream as unknown as Watchable & Record<string, any>
     if (watchable[WATCHED]) {
       return
@@ -119,7 +124,7 @@ export class NodeTraffic {
 
     // Bytes that pass before the protocol is agreed wait here, then count
     // under the protocol, or under multistream-select if none is agreed.
-    const pending: ProtocolCounters = { sentBytes: 0, receivedBytes: 0, streams: 1, writes: 0 }
+    const pending: ProtocolCounters = { sentBytes: 0, receivedBytes: bufferedBytes, streams: 1, writes: 0 }
     let counters: ProtocolCounters | undefined
     const resolve = (): ProtocolCounters => {
       if (counters != null) {
@@ -165,6 +170,9 @@ export class NodeTraffic {
         this.add(this.counters(NEGOTIATION), pending)
       }
     })
+
+    // A stream that agreed on its protocol before it was watched counts its buffered bytes now.
+    resolve()
   }
 
   private add (target: ProtocolCounters, extra: ProtocolCounters): void {
