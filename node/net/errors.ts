@@ -29,3 +29,9 @@ export class DialFailedError extends Error {
   static override readonly name = 'DialFailedError'
   override readonly name = 'DialFailedError'
 }
+
+/** Abort reason of a connection that failed its ping and received nothing for a liveness interval plus a ping timeout. */
+export class ConnectionSilentError extends Error {
+  static override readonly name = 'ConnectionSilentError'
+  override readonly name = 'ConnectionSilentError'
+}

@@ -12,6 +12,7 @@ import { ping, type Ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import { yamux } from '@libp2p/yamux'
 import { coalesceSocketWrites } from './coalesce-writes.js'
+import { connectionLiveness, type ConnectionLiveness, type ConnectionLivenessInit } from './liveness.js'
 import { withDiscoveryFilter } from './discovery-filter.js'
 import { createLibp2p, type Libp2p, type Libp2pOptions } from 'libp2p'
 import type { ConnectionGater, PrivateKey } from '@libp2p/interface'
@@ -22,6 +23,7 @@ export interface KilomeshServices {
   identify: Identify
   ping: Ping
   pubsub: GossipSub
+  liveness: ConnectionLiveness
   /** Present unless the node was created with `dht: false`. */
   dht?: KadDHT
   [name: string]: unknown
@@ -30,15 +32,15 @@ export interface KilomeshServices {
 /** Ping streams allowed at once per connection, each way. */
 const MAX_PING_STREAMS = 4
 
-/** Shortest time the connection monitor waits for a ping before it closes the connection. */
-const PING_MIN_TIMEOUT_MS = 10_000
+/** Time a liveness ping may take before it counts as failed. */
+const PING_TIMEOUT_MS = 10_000
 
 /**
- * Time between two pings of one connection by the connection monitor, in
- * ms. Each ping costs a stream, a protocol negotiation and a peer store
- * update, on both sides. With libp2p's default of 10 s, pings took a sixth
- * of the CPU of an idle 50-agent mesh with about 30 connections per agent.
- * A dead connection is still noticed within a minute, and a reset one at once.
+ * Time between two liveness checks of one connection, in ms. Each ping
+ * costs a stream, a protocol negotiation and a peer store update, on both
+ * sides. With libp2p's default of 10 s, pings took a sixth of the CPU of an
+ * idle 50-agent mesh with about 30 connections per agent. A dead connection
+ * is still noticed within a minute, and a reset one at once.
  */
 const PING_INTERVAL_MS = 30_000
 
@@ -71,6 +73,8 @@ export interface NodeInit {
   dht?: boolean
   /** Discover peers on the LAN with mDNS. @default false */
   mdns?: boolean
+  /** Liveness check timing, for tests; the defaults suit a device fleet. */
+  liveness?: Partial<ConnectionLivenessInit>
   /** Extra libp2p services, such as catalog sync. */
   services?: Record<string, (components: any) => unknown>
 }
@@ -103,14 +107,9 @@ export async function createKilomeshNode (init: NodeInit): Promise<KilomeshLibp2
     },
     connectionProtector: init.connectionProtector,
     transportManager: { faultTolerance: FaultTolerance.NO_FATAL },
-    // A ping stream still open from the last round made the next one fail
-    // with a stream limit of 1, and the failed ping then aborted a healthy
-    // connection; under load that churned connections in a loop. Allow a
-    // few ping streams and a longer minimum ping timeout.
-    connectionMonitor: {
-      pingInterval: PING_INTERVAL_MS,
-      pingTimeout: { minTimeout: PING_MIN_TIMEOUT_MS }
-    },
+    // libp2p's monitor aborts a connection whose ping times out, even one
+    // busy with a large blob on a slow link. ConnectionLiveness replaces it.
+    connectionMonitor: { enabled: false },
     connectionManager: {
       // Many agents share one address on loopback and in simulations; without
       // this, libp2p's per-host inbound rate limit rejects their connections.
@@ -118,7 +117,14 @@ export async function createKilomeshNode (init: NodeInit): Promise<KilomeshLibp2
     },
     services: {
       identify: identify(),
+      // A ping stream still open from the last round made the next one fail
+      // with a stream limit of 1. Under load the failed ping then aborted a
+      // healthy connection, and connections churned in a loop.
       ping: ping({ maxInboundStreams: MAX_PING_STREAMS, maxOutboundStreams: MAX_PING_STREAMS }),
+      liveness: connectionLiveness({
+        intervalMs: init.liveness?.intervalMs ?? PING_INTERVAL_MS,
+        pingTimeoutMs: init.liveness?.pingTimeoutMs ?? PING_TIMEOUT_MS
+      }),
       pubsub: gossipsub({
         allowPublishToZeroTopicPeers: true,
         emitSelf: false,
