@@ -11,6 +11,8 @@ import { connectedPeers, currentRecord, tagsOf, waitFor, waitForAgreement, type 
 
 /** Longer than libp2p's own redialing (about 30 s), so only the agents' connectivity keepers can heal the split. */
 const SPLIT_MS = 40_000
+/** Time past the split that connections across it may take to close. */
+const CLOSE_GRACE_MS = 5_000
 
 /** The keepers' backoff is capped at 60 s, and a dial into dropped packets times out after 10 s. */
 const HEAL_TIMEOUT_MS = 150_000
@@ -144,6 +146,12 @@ describe('partition in network namespaces (needs root and ip netns)', function (
     // After the split the sides still disagree, and no connection crosses it any more.
     expect((await tagsOf(h1)).map(view => view.repository)).to.not.include('beta/busybox')
     expect((await tagsOf(h3)).map(view => view.repository)).to.not.include('alpha/httpd')
+    // An agent drops a connection once its ping failed and nothing arrived
+    // for 40 s, which can end just after the split's 40 s when a byte
+    // crossed while the firewall rules went in.
+    await waitFor('the connections across the split to close', async () => {
+      return !(await connectedPeers(h0)).includes(h2.peerId) && !(await connectedPeers(h3)).includes(h1.peerId)
+    }, CLOSE_GRACE_MS, 250)
     expect(await connectedPeers(h0)).to.not.include(h2.peerId)
     expect(await connectedPeers(h3)).to.not.include(h1.peerId)
 
