@@ -11,3 +11,9 @@ export class StallError extends Error {
   static override readonly name = 'StallError'
   override readonly name = 'StallError'
 }
+
+/** No source started sending a blob before the caller's deadline. */
+export class NotStartedError extends Error {
+  static override readonly name = 'NotStartedError'
+  override readonly name = 'NotStartedError'
+}

@@ -91,3 +91,35 @@ export class SharedWorkSignal {
     return () => { leave(false) }
   }
 }
+
+/**
+ * Returns a signal that aborts with `signal`, or at `deadlineMs` (on the
+ * `Date.now()` clock) unless `started()` returns true then. Work that has
+ * started by its deadline runs on until `signal` aborts or it ends by
+ * itself, so a slow transfer that keeps making progress is not cut. Call
+ * `clear` when the work ends.
+ */
+export function startDeadline (signal: AbortSignal | undefined, deadlineMs: number, started: () => boolean, onMissed: () => Error): { signal: AbortSignal, clear: () => void } {
+  const controller = new AbortController()
+  setMaxListeners(Infinity, controller.signal)
+
+  const onAbort = (): void => { controller.abort(signal?.reason) }
+  const timer = setTimeout(() => {
+    if (!started()) {
+      controller.abort(onMissed())
+    }
+  }, Math.max(0, deadlineMs - Date.now()))
+
+  if (signal?.aborted === true) {
+    onAbort()
+  } else {
+    signal?.addEventListener('abort', onAbort, { once: true })
+  }
+  return {
+    signal: controller.signal,
+    clear: () => {
+      clearTimeout(timer)
+      signal?.removeEventListener('abort', onAbort)
+    }
+  }
+}

@@ -1,7 +1,7 @@
 import { expect } from 'chai'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
-import { anySignal, SharedWorkSignal, timeoutSignal } from '../../../node/net/signals.js'
+import { anySignal, SharedWorkSignal, startDeadline, timeoutSignal } from '../../../node/net/signals.js'
 
 // A forced garbage collection is what loses an AbortSignal.timeout held
 // only by AbortSignal.any in Node.js 20. The flag is set at run time, so
@@ -72,5 +72,42 @@ describe('net signals', () => {
     shared.join(late.signal)
 
     expect(shared.aborted).to.equal(true)
+  })
+
+  it('startDeadline aborts work not started', async () => {
+    const deadline = startDeadline(undefined, Date.now() + 50, () => false, () => new Error('not started'))
+
+    await sleep(150)
+
+    expect(deadline.signal.aborted).to.equal(true)
+    expect((deadline.signal.reason as Error).message).to.equal('not started')
+  })
+
+  it('startDeadline lets started work run on', async () => {
+    const deadline = startDeadline(undefined, Date.now() + 50, () => true, () => new Error('not started'))
+
+    await sleep(150)
+
+    expect(deadline.signal.aborted).to.equal(false)
+  })
+
+  it('startDeadline follows the caller signal', () => {
+    const caller = new AbortController()
+    const deadline = startDeadline(caller.signal, Date.now() + 60_000, () => true, () => new Error('not started'))
+
+    caller.abort(new Error('client left'))
+    deadline.clear()
+
+    expect(deadline.signal.aborted).to.equal(true)
+    expect((deadline.signal.reason as Error).message).to.equal('client left')
+  })
+
+  it('startDeadline clear stops the deadline', async () => {
+    const deadline = startDeadline(undefined, Date.now() + 50, () => false, () => new Error('not started'))
+
+    deadline.clear()
+    await sleep(150)
+
+    expect(deadline.signal.aborted).to.equal(false)
   })
 })
