@@ -4,7 +4,9 @@ import { logger } from '@libp2p/logger'
 import { rejectedElsewhere } from '../catalog/trust.js'
 import { InvalidConfigError } from '../config/errors.js'
 import { RegistryServer } from '../registry/server.js'
-import { raceAbort, SharedWorkSignal } from '../net/signals.js'
+import { NotStartedError } from '../fetch/errors.js'
+import { raceAbort, SharedWorkSignal, startDeadline } from '../net/signals.js'
+import { DEFAULT_FETCH_TIMEOUT_MS } from '../registry/constants.js'
 import { setMostRecent } from '../util/bounded-map.js'
 import { deleteTag, publishTag } from './publish.js'
 import { resolveTag } from './pull.js'
@@ -71,6 +73,9 @@ export class AgentRegistryBackend implements RegistryBackend {
    * the store.
    */
   async fetchBlob (digest: OciDigest, options: FetchBlobOptions = {}): Promise<FetchedBlob | undefined> {
+    const startTimeoutMs = options.startTimeoutMs ?? DEFAULT_FETCH_TIMEOUT_MS
+    const deadlineMs = Date.now() + startTimeoutMs
+    const notStarted = (): Error => new NotStartedError(`no peer started sending ${digest} within ${startTimeoutMs} ms`)
     const preferred = this.preferredPeers(digest, options.parent)
     // A blob of unknown size may be as large as the limit, so it reserves that much.
     const reservedBytes = options.sizeBytes ?? this.maxMemoryFetchBytes
@@ -99,11 +104,15 @@ export class AgentRegistryBackend implements RegistryBackend {
     let preferredMissed = false
     let fetched: FetchedBlob | undefined
     if (entry != null) {
-      const leave = entry.shared.join(options.signal)
+      // The fetch into memory resolves once the peer accepted, or once a
+      // small blob arrived, so the deadline bounds only its start.
+      const start = startDeadline(options.signal, deadlineMs, () => false, notStarted)
+      const leave = entry.shared.join(start.signal)
       try {
-        fetched = await raceAbort(entry.pending, options.signal).catch(() => undefined)
+        fetched = await raceAbort(entry.pending, start.signal).catch(() => undefined)
       } finally {
         leave()
+        start.clear()
       }
       if (options.signal?.aborted === true) {
         return undefined
@@ -114,8 +123,11 @@ export class AgentRegistryBackend implements RegistryBackend {
       return fetched
     }
 
+    // A transfer that a peer is sending at the deadline goes on. The
+    // fetcher's stall timeout still stops one that stops making progress.
+    const start = startDeadline(options.signal, deadlineMs, () => this.context.fetcher.receivingFrom(digest) != null, notStarted)
     try {
-      await this.context.fetcher.fetch(digest, { signal: options.signal, sizeBytes: options.sizeBytes, preferredPeers: preferredMissed ? [] : preferred })
+      await this.context.fetcher.fetch(digest, { signal: start.signal, sizeBytes: options.sizeBytes, preferredPeers: preferredMissed ? [] : preferred })
       // The peer that delivered is not known here, so the blob's children
       // inherit the parent's sources.
       this.rememberSources(digest, preferred)
@@ -126,6 +138,8 @@ export class AgentRegistryBackend implements RegistryBackend {
       }
       log('could not fetch %s for a registry client: %e', digest, err)
       return undefined
+    } finally {
+      start.clear()
     }
   }
 

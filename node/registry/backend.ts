@@ -27,8 +27,14 @@ export interface FetchedBlob {
   stored: Promise<boolean>
 }
 
-/** Options of a mesh fetch. */
+/** Options of a mesh fetch. The signal is the client's: it aborts when the client gives up. */
 export interface FetchBlobOptions extends AbortOptions {
+  /**
+   * Time for a source to start sending the blob. A transfer that started in
+   * time runs on for as long as it makes progress, so a slow link can
+   * deliver a large blob.
+   */
+  startTimeoutMs?: number
   /** Size from the descriptor that references the blob. */
   sizeBytes?: number
   /** Digest of the manifest that references the blob; the peer that supplied that manifest is asked first. */
@@ -43,7 +49,8 @@ export interface RegistryBackend {
   resolveTag (repository: string, tag: string, options?: AbortOptions): Promise<Descriptor | undefined>
   /**
    * Makes a blob local, fetching it through the mesh; undefined when no
-   * source has it in time. Returned bytes must already match the digest.
+   * source starts sending it within `startTimeoutMs`, or the transfer
+   * fails. Returned bytes must already match the digest.
    */
   fetchBlob (digest: OciDigest, options?: FetchBlobOptions): Promise<FetchedBlob | undefined>
   /** Signs, stores and announces a tag record for a manifest already in the store. */

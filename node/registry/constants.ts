@@ -13,7 +13,10 @@ export const DEFAULT_UPLOAD_TTL_MS = 60 * 60 * 1000
  */
 export const DEFAULT_RESOLVE_TIMEOUT_MS = 5_000
 
-/** Default time to fetch a blob that is not local through the mesh, transfer included. */
+/**
+ * Default time for a blob that is not local to start arriving through the
+ * mesh. A transfer that started runs on while it makes progress.
+ */
 export const DEFAULT_FETCH_TIMEOUT_MS = 60_000
 
 /** Default maximum of uploads in progress at once. Each one keeps a partial file in the upload folder. */

@@ -102,13 +102,13 @@ async function makeLocal (request: RegistryRequest, digest: OciDigest, hint: { s
   }
 
   try {
-    return await backend.fetchBlob(digest, { signal: withTimeout(request.signal, limits.fetchTimeoutMs), ...hint })
+    return await backend.fetchBlob(digest, { signal: request.signal, startTimeoutMs: limits.fetchTimeoutMs, ...hint })
   } catch (err) {
     if (request.signal.aborted) {
       throw new RegistryError('UNAVAILABLE', `request for ${digest} was cancelled`)
     }
 
-    // A timeout or a failed fetch both mean no source in time, which the
+    // A missed start or a failed fetch both mean no source in time, which the
     // client must learn as BLOB_UNKNOWN or MANIFEST_UNKNOWN (a 404), not as a
     // 500: containerd only moves on to its next mirror after a 404.
     log('fetch of %s through the mesh failed - %e', digest, err)

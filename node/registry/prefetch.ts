@@ -10,7 +10,6 @@
 import { logger } from '@libp2p/logger'
 import { childDescriptors, parseManifest } from '../image/manifest.js'
 import { localPlatform, MAX_INDEX_NESTING_DEPTH, selectManifests } from '../image/platform.js'
-import { anySignal } from '../net/signals.js'
 import type { FetchedBlob, RegistryBackend } from './backend.js'
 import type { OciDigest } from '../../protocol/digest.js'
 import type { Descriptor } from '../image/manifest.js'
@@ -93,10 +92,7 @@ export class Prefetcher {
         return { stored: Promise.resolve(true) }
       }
 
-      const shutdown = this.shutdown()
-      const timeout = AbortSignal.timeout(this.fetchTimeoutMs)
-      const signal = shutdown == null ? timeout : anySignal([shutdown, timeout])
-      const fetched = await this.backend.fetchBlob(descriptor.digest, { signal, sizeBytes: descriptor.size, parent })
+      const fetched = await this.backend.fetchBlob(descriptor.digest, { signal: this.shutdown(), startTimeoutMs: this.fetchTimeoutMs, sizeBytes: descriptor.size, parent })
       log.trace('prefetch of %s %s', descriptor.digest, fetched == null ? 'found no source' : 'succeeded')
       return fetched
     } catch (err) {

@@ -1,7 +1,7 @@
 /**
  * A real libp2p peer that speaks /kilomesh/blob/1.0.0 from a fixture layout
- * but misbehaves on purpose: it flips a byte of one blob, or stalls halfway
- * through one. Tests point agents at it to check verification, penalties
+ * but misbehaves on purpose: it flips a byte of one blob, stalls halfway
+ * through one, or sends one slowly. Tests point agents at it to check verification, penalties
  * and resumption.
  */
 import { readFile } from 'node:fs/promises'
@@ -17,6 +17,8 @@ export interface RogueBehaviour {
   corrupt?: string
   /** Digest whose transfer stops after half the bytes and never finishes. */
   stall?: string
+  /** Digest sent at `bytesPerSecond`, in ten parts a second, as over a slow link. */
+  slow?: { digest: string, bytesPerSecond: number }
 }
 
 export interface RoguePeer {
@@ -63,6 +65,16 @@ export async function startRoguePeer (layout: string, behaviour: RogueBehaviour)
       // Hold the stream open without sending more until the peer stops.
       await new Promise(resolve => stalled.signal.addEventListener('abort', resolve, { once: true }))
       raw.abort(new Error('rogue peer stopped'))
+      return
+    }
+
+    if (request.digest === behaviour.slow?.digest) {
+      const partBytes = Math.max(1, Math.floor(behaviour.slow.bytesPerSecond / 10))
+      for (let offset = 0; offset < body.byteLength && !stalled.signal.aborted; offset += partBytes) {
+        raw.send(body.subarray(offset, offset + partBytes))
+        await new Promise(resolve => setTimeout(resolve, 100))
+      }
+      await raw.close()
       return
     }
 

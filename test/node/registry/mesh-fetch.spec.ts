@@ -203,6 +203,26 @@ describe('registry fetches through the mesh', function () {
     assert.equal(await fetched.stored, true)
   })
 
+  it('slow transfer outlasts the start deadline', async () => {
+    const rogue = await startRoguePeer(fixture('busybox'), { slow: { digest: BUSYBOX_AMD64_LAYER, bytesPerSecond: 500_000 } })
+    rogues.push(rogue)
+    const agent = await startLocalAgent({ dht: false, bootstrap: [rogue.address] })
+    agents.push(agent)
+    await waitUntil(() => agent.node.getPeers().length > 0, 'a connection to the slow peer')
+    const layerBytes = await fixtureBlob('busybox', BUSYBOX_AMD64_LAYER)
+    // Too small a memory limit for the layer, so it goes through the blob fetcher.
+    const backend = new AgentRegistryBackend(agent.context, { maxMemoryFetchBytes: 1024 })
+
+    const startedMs = Date.now()
+    const fetched = await backend.fetchBlob(BUSYBOX_AMD64_LAYER, { sizeBytes: layerBytes.byteLength, startTimeoutMs: 500 })
+    const elapsedMs = Date.now() - startedMs
+
+    assert.ok(fetched != null, 'the transfer that started in time was not cut')
+    assert.equal(await fetched.stored, true)
+    assert.ok(elapsedMs > 1_000, `the transfer took ${elapsedMs} ms, not longer than the deadline`)
+    assert.ok(Buffer.from(await agent.context.store.read(BUSYBOX_AMD64_LAYER)).equals(layerBytes))
+  })
+
   it('corrupt large layer is cut short', async () => {
     const rogue = await startRelayingRogue(BUSYBOX_AMD64_LAYER, { layout: 'busybox', repository: 'demo/busybox', tag: 'amd64' })
     const agent = await startLocalAgent({ dht: false, registry: '127.0.0.1:0', bootstrap: [rogue.address] })
