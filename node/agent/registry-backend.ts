@@ -171,7 +171,8 @@ export class AgentRegistryBackend implements RegistryBackend {
         this.context.fetcher.stats.fetchedBlobs++
         this.context.fetcher.stats.receivedBytes += bytes.byteLength
         this.rememberSources(digest, [peer])
-        return this.context.store.put(bytes, digest).then(() => true, (err: Error) => {
+        // receiveBody hashed these bytes as they arrived, and `done` gives them only once they matched.
+        return this.context.store.putVerified(bytes, digest).then(() => true, (err: Error) => {
           log.error('could not store %s after fetching it: %e', digest, err)
           return false
         })

@@ -154,17 +154,34 @@ export class BlobStore {
     }
   }
 
-  /** Starts a write; `expectedDigest` may be omitted when the digest is only known at the end. */
-  async createWriter (expectedDigest?: OciDigest, expectedSizeBytes?: number): Promise<BlobWriter> {
+  /**
+   * Starts a write; `expectedDigest` may be omitted when the digest is only
+   * known at the end. With `hashedBy: 'caller'` the writer trusts that the
+   * bytes hash to `expectedDigest` (see putVerified).
+   */
+  async createWriter (expectedDigest?: OciDigest, expectedSizeBytes?: number, hashedBy?: 'caller'): Promise<BlobWriter> {
     const temporaryPath = join(this.temporaryFolder, `${randomBytes(8).toString('hex')}.partial`)
     const handle = await open(temporaryPath, 'wx', 0o644)
     const adopt = async (path: string, digest: OciDigest, sizeBytes: number, mtimeMs: number | undefined, bytes?: Uint8Array): Promise<void> => { await this.adopt(path, digest, sizeBytes, mtimeMs, bytes) }
-    return new BlobWriter(handle, temporaryPath, expectedDigest == null ? undefined : parseDigest(expectedDigest), expectedSizeBytes, adopt)
+    return new BlobWriter(handle, temporaryPath, expectedDigest == null ? undefined : parseDigest(expectedDigest), expectedSizeBytes, adopt, expectedDigest == null ? undefined : hashedBy)
   }
 
   /** Stores bytes held in memory, verified against `expectedDigest` when given. */
   async put (bytes: Uint8Array, expectedDigest?: OciDigest, options?: AbortOptions): Promise<OciDigest> {
-    const writer = await this.createWriter(expectedDigest, expectedDigest == null ? undefined : bytes.byteLength)
+    return this.writeBytes(bytes, expectedDigest, undefined, options)
+  }
+
+  /**
+   * Stores bytes that the caller has already hashed to `digest`, as it
+   * received them from a peer, without hashing them again. The bytes must
+   * not change afterwards. Everything else goes through `put`.
+   */
+  async putVerified (bytes: Uint8Array, digest: OciDigest, options?: AbortOptions): Promise<OciDigest> {
+    return this.writeBytes(bytes, digest, 'caller', options)
+  }
+
+  private async writeBytes (bytes: Uint8Array, expectedDigest: OciDigest | undefined, hashedBy: 'caller' | undefined, options?: AbortOptions): Promise<OciDigest> {
+    const writer = await this.createWriter(expectedDigest, expectedDigest == null ? undefined : bytes.byteLength, hashedBy)
     try {
       await writer.write(bytes)
     } catch (err) {

@@ -49,12 +49,17 @@ export class BlobWriter {
   /** Every chunk of a blob that is still small enough for the store's cache; undefined once it is larger. */
   private retained: Uint8Array[] | undefined = []
 
+  /**
+   * With `hashedBy`, the caller has already hashed every byte it will write
+   * to `expectedDigest`, and the writer does not hash them again.
+   */
   constructor (
     private readonly handle: FileHandle,
     readonly temporaryPath: string,
     readonly expectedDigest: OciDigest | undefined,
     readonly expectedSizeBytes: number | undefined,
-    private readonly adopt: AdoptBlob
+    private readonly adopt: AdoptBlob,
+    private readonly hashedBy?: 'caller'
   ) {}
 
   /** The disk error that stopped this writer, if any. A writer that failed cannot be resumed. */
@@ -82,7 +87,9 @@ export class BlobWriter {
       return
     }
 
-    this.hash.update(chunk)
+    if (this.hashedBy !== 'caller') {
+      this.hash.update(chunk)
+    }
     this.offset += chunk.byteLength
     if (this.retained != null && this.offset <= MAX_CACHED_BLOB_BYTES) {
       this.retained.push(chunk)
@@ -119,7 +126,7 @@ export class BlobWriter {
 
     try {
       await this.settle()
-      const digest: OciDigest = `sha256:${this.hash.digest('hex')}`
+      const digest: OciDigest = this.hashedBy === 'caller' && this.expectedDigest != null ? this.expectedDigest : `sha256:${this.hash.digest('hex')}`
       if (this.expectedSizeBytes != null && this.offset !== this.expectedSizeBytes) {
         throw new DigestMismatchError(`blob ${this.expectedDigest ?? digest} has ${this.offset} bytes but ${this.expectedSizeBytes} were expected`)
       }
