@@ -41,6 +41,25 @@ describe('store blob store', () => {
     expect(await readdir(store.temporaryFolder)).to.deep.equal([])
   })
 
+  it('putVerified stores bytes the caller hashed', async () => {
+    expect(await store.putVerified(bytes, digest)).to.equal(digest)
+    const fresh = new BlobStore(root)
+
+    expect(Buffer.from(await fresh.read(digest)).toString()).to.equal('kilomesh blob')
+  })
+
+  it('putVerified trusts the caller until a disk read', async () => {
+    const claimed = digestOf(new TextEncoder().encode('other'))
+
+    // Without a hash of its own, the store takes the claimed digest.
+    expect(await store.putVerified(bytes, claimed)).to.equal(claimed)
+    const fresh = new BlobStore(root)
+
+    // A read from the disk hashes the file and finds the mismatch.
+    await expectRejection(fresh.read(claimed), CorruptBlobError)
+    expect(await fresh.has(claimed)).to.equal(false)
+  })
+
   it('rejects more bytes than the expected size', async () => {
     const writer = await store.createWriter(digest, 4)
 
@@ -88,6 +107,8 @@ describe('store blob store', () => {
 
     expect(await readdir(store.temporaryFolder)).to.deep.equal([])
     expect(await store.has(digest)).to.equal(false)
+    // The crashed writer's file handle is still open in this process.
+    await writer.abort()
   })
 
   it('lists stored blobs and deletes them', async () => {
