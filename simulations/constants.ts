@@ -15,6 +15,9 @@ export const DEFAULT_RUN_SETTINGS: RunSettings = {
 /** Backlog of unsent bytes, in time at the link's bandwidth, beyond which a link applies backpressure to its writer. */
 export const MAX_LINK_BACKLOG_MS = 100
 
+/** Largest piece a link with a bandwidth limit delivers at once: a few TCP segments' worth. */
+export const LINK_SEGMENT_BYTES = 16 * 1024
+
 /** Smallest backlog in bytes that a link accepts before asking its writer to wait, so slow links still take whole chunks. */
 export const MIN_LINK_BACKLOG_BYTES = 64 * 1024
 
