@@ -13,10 +13,9 @@ import { logger } from '@libp2p/logger'
 import { type OciDigest } from '../../protocol/digest.js'
 import { BlobResponse } from '../../protocol/messages/blob.js'
 import { MAX_MANIFEST_BYTES } from '../../protocol/constants.js'
-import { StallError } from '../fetch/errors.js'
+import { StallWatch } from '../fetch/stall-watch.js'
 import { ArrivingBlob } from '../registry/arriving-blob.js'
 import { requestBlob, type BlobReply } from '../net/blob-client.js'
-import { STALL_TIMEOUT_MS } from '../net/constants.js'
 import { anySignal } from '../net/signals.js'
 import type { PeerPenalties } from '../fetch/penalties.js'
 import type { KilomeshLibp2p } from '../net/libp2p.js'
@@ -57,18 +56,13 @@ export const MEMORY_FETCH_BUDGET_BYTES = 16 * 1024 * 1024
  * signal aborts before the peer accepted.
  */
 export async function openIntoMemory (node: KilomeshLibp2p, penalties: PeerPenalties, peer: PeerId, digest: OciDigest, sizeBytes: number | undefined, options: AbortOptions & { maxSizeBytes?: number } = {}): Promise<ArrivingBlob | undefined> {
-  // Like the blob fetcher, give up on a peer that sends nothing for
-  // STALL_TIMEOUT_MS, however long the whole transfer takes.
+  // Like the blob fetcher, give up on a peer that stops sending, however
+  // long the whole transfer takes.
   const stall = new AbortController()
   const signal = anySignal([stall.signal, ...(options.signal != null ? [options.signal] : [])])
-  let timer: ReturnType<typeof setTimeout> | undefined
-  const restartStallTimer = (): void => {
-    clearTimeout(timer)
-    timer = setTimeout(() => { stall.abort(new StallError(`${peer.toString()} sent nothing for ${STALL_TIMEOUT_MS} ms`)) }, STALL_TIMEOUT_MS)
-  }
-  restartStallTimer()
+  const watch = new StallWatch(node, peer, err => { stall.abort(err) })
   let reply: BlobReply | undefined
-  // Until the peer accepts, every way out stops the stall timer. After it,
+  // Until the peer accepts, every way out stops the stall watch. After it,
   // the body reader stops it.
   let accepted = false
 
@@ -98,12 +92,12 @@ export async function openIntoMemory (node: KilomeshLibp2p, penalties: PeerPenal
     return undefined
   } finally {
     if (!accepted) {
-      clearTimeout(timer)
+      watch.stop()
     }
   }
 
   const arriving = new ArrivingBlob(digest, reply.sizeBytes)
-  void receiveBody(reply, arriving, penalties, peer, signal, restartStallTimer).finally(() => { clearTimeout(timer) })
+  void receiveBody(reply, arriving, penalties, peer, signal, () => { watch.progress() }).finally(() => { watch.stop() })
   return arriving
 }
 

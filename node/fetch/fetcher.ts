@@ -9,12 +9,13 @@ import { logger } from '@libp2p/logger'
 import { DigestMismatchError } from '../../protocol/errors.js'
 import { BlobResponse } from '../../protocol/messages/blob.js'
 import { requestBlob } from '../net/blob-client.js'
-import { BUSY_RETRY_INITIAL_MS, BUSY_RETRY_MAX_MS, STALL_TIMEOUT_MS } from '../net/constants.js'
+import { BUSY_RETRY_INITIAL_MS, BUSY_RETRY_MAX_MS } from '../net/constants.js'
 import { connectedPeerNames, connectedPeers } from '../net/peers.js'
 import { anySignal, raceAbort, SharedWorkSignal } from '../net/signals.js'
 import { NoSourceError, StallError } from './errors.js'
 import { shuffle } from './random.js'
 import { SourceFinder } from './sources.js'
+import { StallWatch } from './stall-watch.js'
 import type { OciDigest } from '../../protocol/digest.js'
 import type { KilomeshLibp2p } from '../net/libp2p.js'
 import type { BlobInfo, BlobStore, BlobWriter, CommittedBlob } from '../store/blob-store.js'
@@ -25,6 +26,21 @@ const log = logger('kilomesh:fetch')
 
 /** How long a fetch keeps looking for a holder when none is known, unless the caller says otherwise. */
 const DEFAULT_WAIT_FOR_SOURCES_MS = 1_500
+
+/**
+ * Stalls in a row, with no byte in between, after which a source whose
+ * connection is still open is not asked again in this transfer. Three
+ * stalls of 10 s cover the 40 s the liveness check takes to close a dead
+ * connection.
+ */
+const MAX_STALLS_IN_ROW = 3
+
+/**
+ * Stalls after which a source is not asked again in this transfer, even
+ * when it sent bytes in between, so a peer that sends a little every 10 s
+ * cannot hold a transfer for long.
+ */
+const MAX_STALLS_PER_SOURCE = 5
 
 /** Recent sources remembered and tried first. */
 const MAX_RECENT_SOURCES = 2
@@ -185,6 +201,8 @@ export class BlobFetcher {
     }
     // Peers that busy sources named as holders during this transfer.
     const hinted = new Set<string>()
+    // Stalls of each source: in a row without a byte in between, and in all.
+    const stallsBySource = new Map<string, { inRow: number, total: number }>()
     let busyDelayMs = BUSY_RETRY_INITIAL_MS
     let rounds = 0
     const waitUntilMs = Date.now() + (options.waitForSourcesMs ?? DEFAULT_WAIT_FOR_SOURCES_MS)
@@ -277,6 +295,24 @@ export class BlobFetcher {
         }
 
         if (outcome === 'missing') {
+          // A source whose link went quiet for a while is asked again from the
+          // new offset while its connection stays open: the liveness check
+          // closes a dead one within 40 s. Other sources go first.
+          if (failure instanceof StallError && this.node.getConnections(peer).length > 0) {
+            const stalls = stallsBySource.get(peerName) ?? { inRow: 0, total: 0 }
+            stalls.total++
+            stalls.inRow = writer.offset > offsetBefore ? 1 : stalls.inRow + 1
+            stallsBySource.set(peerName, stalls)
+            if (stalls.inRow <= MAX_STALLS_IN_ROW && stalls.total <= MAX_STALLS_PER_SOURCE) {
+              // Peers that connected since the queue was filled go first too.
+              if (queue.length === 0) {
+                const found = await this.sources.find(digest, new Set([...tried, peerName]), { signal })
+                queue.push(...shuffle(found.ready))
+              }
+              queue.push(peer)
+              continue
+            }
+          }
           tried.add(peerName)
           continue
         }
@@ -348,17 +384,7 @@ export class BlobFetcher {
   private async receiveFrom (peer: PeerId, digest: OciDigest, opening: Promise<BlobWriter>, offset: number, options: FetchOptions, onHolders: (holders: PeerInfo[]) => void = () => {}): Promise<'done' | 'missing' | 'absent' | 'busy'> {
     const stall = new AbortController()
     const signal = anySignal([stall.signal, ...(options.signal != null ? [options.signal] : [])])
-    // One timer checks for progress, instead of one timer per chunk.
-    let lastProgressMs = Date.now()
-    const checkStall = (): void => {
-      const idleMs = Date.now() - lastProgressMs
-      if (idleMs >= STALL_TIMEOUT_MS) {
-        stall.abort(new StallError(`${peer.toString()} sent nothing for ${STALL_TIMEOUT_MS} ms`))
-        return
-      }
-      timer = setTimeout(checkStall, STALL_TIMEOUT_MS - idleMs)
-    }
-    let timer = setTimeout(checkStall, STALL_TIMEOUT_MS)
+    const watch = new StallWatch(this.node, peer, err => { stall.abort(err) })
     const cleanups: Array<() => void> = []
 
     let reply: Awaited<ReturnType<typeof requestBlob>> | undefined
@@ -398,7 +424,7 @@ export class BlobFetcher {
         // written. That is safe because noise decrypts each frame in place into
         // the buffer read from the socket, and yamux passes slices of it on.
         for await (const chunk of reply.body) {
-          lastProgressMs = Date.now()
+          watch.progress()
           await writer.write(chunk)
           this.stats.receivedBytes += chunk.byteLength
           options.onProgress?.({ digest, receivedBytes: writer.offset, totalBytes: reply.sizeBytes })
@@ -424,7 +450,7 @@ export class BlobFetcher {
       }
       throw err
     } finally {
-      clearTimeout(timer)
+      watch.stop()
       cleanups.forEach(cleanup => { cleanup() })
     }
   }

@@ -15,6 +15,20 @@ export const REQUEST_TIMEOUT_MS = 10_000
 /** A transfer that delivers no byte for this long is a stall: the client moves to another source. */
 export const STALL_TIMEOUT_MS = 10_000
 
+/**
+ * Maximum time a transfer's stream may receive nothing while its peer's
+ * connection still receives bytes, before the transfer counts as stalled.
+ * A 256 KiB yamux frame takes about 60 s at 4.4 kB/s.
+ */
+export const MAX_STREAM_QUIET_MS = 60_000
+
+/**
+ * Bytes a peer's connections must receive during one stall timeout for a
+ * quiet stream of that peer to get more time. A ping or a DHT message is
+ * well below it, and a link of 1.6 kB/s reaches it.
+ */
+export const BUSY_CONNECTION_MIN_BYTES = 16 * 1024
+
 /** Upper bound on one blob transfer, whatever its progress. */
 export const MAX_TRANSFER_TIME_MS = 10 * 60_000
 

@@ -13,7 +13,7 @@ import { logger } from '@libp2p/logger'
 import { byteStream } from '@libp2p/utils'
 import { anySignal } from './signals.js'
 import { ConnectionSilentError } from './errors.js'
-import type { Connection, Libp2pEvents, Startable, TypedEventTarget } from '@libp2p/interface'
+import type { Connection, Libp2pEvents, PeerId, Startable, TypedEventTarget } from '@libp2p/interface'
 import type { ConnectionManager } from '@libp2p/interface-internal'
 
 const log = logger('kilomesh:net:liveness')
@@ -36,10 +36,12 @@ export interface ConnectionLivenessComponents {
   events: TypedEventTarget<Libp2pEvents>
 }
 
-/** Arrival time of the last chunk on one connection, and whether a check of it is running. */
+/** Bytes received on one connection, when the last of them arrived, and whether a check of it is running. */
 interface Arrivals {
   /** When the last chunk arrived from the transport, on the `performance.now()` clock. */
   lastMs: number
+  /** Bytes received from the transport since the connection was first watched. */
+  bytes: number
   checking: boolean
 }
 
@@ -79,6 +81,21 @@ export class ConnectionLiveness implements Startable {
     this.components.events.removeEventListener('connection:open', this.onOpen)
   }
 
+  /**
+   * Returns the bytes received from `peer` on its open connections since
+   * each was first watched, or undefined when none of them is watched.
+   */
+  receivedBytes (peer: PeerId): number | undefined {
+    let totalBytes: number | undefined
+    for (const connection of this.components.connectionManager.getConnections(peer)) {
+      const arrivals = this.arrivals.get(connection)
+      if (arrivals != null) {
+        totalBytes = (totalBytes ?? 0) + arrivals.bytes
+      }
+    }
+    return totalBytes
+  }
+
   private watch (connection: Connection): void {
     if (this.arrivals.has(connection)) {
       return
@@ -86,7 +103,7 @@ export class ConnectionLiveness implements Startable {
 
     // Without a way to watch arrivals, the connection counts as silent since
     // it opened, and a failed ping aborts it, as libp2p's monitor would.
-    const arrivals: Arrivals = { lastMs: performance.now(), checking: false }
+    const arrivals: Arrivals = { lastMs: performance.now(), bytes: 0, checking: false }
     this.arrivals.set(connection, arrivals)
 
     // libp2p's Connection keeps the transport's connection in a field its
@@ -100,7 +117,11 @@ export class ConnectionLiveness implements Startable {
       }
       return
     }
-    (maConn.addEventListener as (type: string, listener: () => void) => void).call(maConn, 'message', () => { arrivals.lastMs = performance.now() })
+    const onMessage = (event: { data?: { byteLength?: number } }): void => {
+      arrivals.lastMs = performance.now()
+      arrivals.bytes += event.data?.byteLength ?? 0
+    }
+    (maConn.addEventListener as (type: string, listener: typeof onMessage) => void).call(maConn, 'message', onMessage)
   }
 
   private checkAll (): void {
