@@ -5,6 +5,7 @@ import { memory } from '@libp2p/memory'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { createKilomeshNode, type KilomeshLibp2p } from '../../../node/net/libp2p.js'
 import { SimNetwork } from '../../../simulations/network/network.js'
+import { waitUntil } from '../../utils/in-process.js'
 import type { LinkParams } from '../../../simulations/scenario/types.js'
 import type { Connection, Stream } from '@libp2p/interface'
 
@@ -21,16 +22,6 @@ const LIVENESS = { intervalMs: 1_000, pingTimeoutMs: 500 }
 const CHUNK_BYTES = 4 * 1024
 
 let run = 0
-
-async function waitFor (condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = performance.now() + timeoutMs
-  while (!condition()) {
-    if (performance.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    }
-    await new Promise(resolve => setTimeout(resolve, 20))
-  }
-}
 
 describe('net connection liveness', function () {
   this.timeout(60_000)
@@ -85,7 +76,7 @@ describe('net connection liveness', function () {
       }
     }
     await stream.close()
-    await waitFor(() => receivedBytes === payload.byteLength, 30_000, 'the sink to receive the payload')
+    await waitUntil(() => receivedBytes === payload.byteLength, 'the sink to receive the payload', 30_000)
 
     expect(aborted).to.deep.equal([])
     expect(connection.status).to.equal('open')
@@ -94,11 +85,11 @@ describe('net connection liveness', function () {
   it('aborts a connection that receives nothing', async () => {
     const { network, a, b } = await setUp({ latencyMs: 0, jitterMs: 0, bandwidthKbps: 0 })
     const connection = await a.dial(b.getMultiaddrs())
-    await waitFor(() => connection.rtt != null, 5_000, 'a first ping to succeed')
+    await waitUntil(() => connection.rtt != null, 'a first ping to succeed', 5_000)
 
     // Bytes still arrive after a minute, so for the test's span the link is silent both ways.
     network.addRule({ from: { kind: 'all' }, to: { kind: 'all' }, params: { latencyMs: 60_000 } })
-    await waitFor(() => connection.status !== 'open', 5_000, 'the silent connection to be aborted')
+    await waitUntil(() => connection.status !== 'open', 'the silent connection to be aborted', 5_000)
 
     expect(a.getConnections(b.peerId)).to.have.length(0)
   })
