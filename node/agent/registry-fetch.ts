@@ -8,11 +8,12 @@
  * to the blob fetcher, which finds other sources and fails over between
  * them.
  */
-import { createHash } from 'node:crypto'
+import { createHash, type Hash } from 'node:crypto'
 import { logger } from '@libp2p/logger'
 import { type OciDigest } from '../../protocol/digest.js'
 import { BlobResponse } from '../../protocol/messages/blob.js'
 import { MAX_MANIFEST_BYTES } from '../../protocol/constants.js'
+import { StallError } from '../fetch/errors.js'
 import { StallWatch } from '../fetch/stall-watch.js'
 import { ArrivingBlob } from '../registry/arriving-blob.js'
 import { requestBlob, type BlobReply } from '../net/blob-client.js'
@@ -45,29 +46,44 @@ export const STREAM_TO_CLIENT_MIN_BYTES = 256 * 1024
 export const MEMORY_FETCH_BUDGET_BYTES = 16 * 1024 * 1024
 
 /**
+ * Stalls in a row without a byte in between, and stalls in all, after which
+ * a transfer into memory gives up on its peer. The blob fetcher uses the same
+ * limits, and three stalls of 10 s cover the 40 s in which the liveness
+ * check closes a dead connection.
+ */
+const MAX_STALLS_IN_ROW = 3
+const MAX_STALLS = 5
+
+/** One request for the blob's body from a given offset, with its own stall watch. */
+interface Attempt {
+  reply: BlobReply
+  /** Aborts on a stall or with the caller's signal. */
+  signal: AbortSignal
+  watch: StallWatch
+}
+
+/**
  * Requests a whole blob from `peer` and returns it as soon as the peer
  * accepted the request, arriving in the background. Its `done` resolves to
  * the bytes once they match `digest`, or to undefined when the peer stops
- * or sends other bytes. Returns undefined when the peer does not have the
- * blob, is busy or fails, or when the blob is larger than `maxSizeBytes`
- * (by default MAX_MEMORY_FETCH_BYTES). A peer that states a size other than
- * the descriptor's, or sends bytes that do not match the digest, is
- * penalised like the blob fetcher does. Throws only when the caller's
- * signal aborts before the peer accepted.
+ * or sends other bytes. A transfer that stalls while the peer stays
+ * connected is requested again from the received offset, so a link that
+ * pauses for a while does not fail it. Returns undefined when the peer does
+ * not have the blob, is busy or fails, or when the blob is larger than
+ * `maxSizeBytes` (by default MAX_MEMORY_FETCH_BYTES). A peer that states a
+ * size other than the descriptor's, or sends bytes that do not match the
+ * digest, is penalised like the blob fetcher does. Throws only when the
+ * caller's signal aborts before the peer accepted.
  */
 export async function openIntoMemory (node: KilomeshLibp2p, penalties: PeerPenalties, peer: PeerId, digest: OciDigest, sizeBytes: number | undefined, options: AbortOptions & { maxSizeBytes?: number } = {}): Promise<ArrivingBlob | undefined> {
-  // Like the blob fetcher, give up on a peer that stops sending, however
-  // long the whole transfer takes.
-  const stall = new AbortController()
-  const signal = anySignal([stall.signal, ...(options.signal != null ? [options.signal] : [])])
-  const watch = new StallWatch(node, peer, err => { stall.abort(err) })
-  let reply: BlobReply | undefined
+  let attempt: Attempt | undefined
   // Until the peer accepts, every way out stops the stall watch. After it,
   // the body reader stops it.
   let accepted = false
 
   try {
-    reply = await requestBlob(node, peer, digest, 0, { signal, sizeBytes })
+    attempt = await requestFrom(node, peer, digest, 0, sizeBytes, options.signal)
+    const reply = attempt.reply
     if (reply.status !== BlobResponse.Status.OK) {
       log.trace('%p responded %s for %s', peer, BlobResponse.Status[reply.status] ?? reply.status, digest)
       return undefined
@@ -84,7 +100,7 @@ export async function openIntoMemory (node: KilomeshLibp2p, penalties: PeerPenal
     }
     accepted = true
   } catch (err: any) {
-    reply?.stream.abort(err instanceof Error ? err : new Error(String(err)))
+    attempt?.reply.stream.abort(err instanceof Error ? err : new Error(String(err)))
     if (options.signal?.aborted === true) {
       throw err
     }
@@ -92,42 +108,68 @@ export async function openIntoMemory (node: KilomeshLibp2p, penalties: PeerPenal
     return undefined
   } finally {
     if (!accepted) {
-      watch.stop()
+      attempt?.watch.stop()
     }
   }
 
-  const arriving = new ArrivingBlob(digest, reply.sizeBytes)
-  void receiveBody(reply, arriving, penalties, peer, signal, () => { watch.progress() }).finally(() => { watch.stop() })
+  const arriving = new ArrivingBlob(digest, attempt.reply.sizeBytes)
+  void receiveBody(node, attempt, arriving, penalties, peer, options.signal)
   return arriving
 }
 
 /**
- * Reads exactly the stated size from the reply's body into `arriving`,
- * hashing as it goes, then verifies or fails it. Never rejects.
+ * Sends one request for the blob from `offset`. Like the blob fetcher, the
+ * attempt gives up on a peer that stops sending, however long the whole
+ * transfer takes. The caller stops the returned watch.
  */
-async function receiveBody (reply: BlobReply, arriving: ArrivingBlob, penalties: PeerPenalties, peer: PeerId, signal: AbortSignal, onChunk: () => void): Promise<void> {
+async function requestFrom (node: KilomeshLibp2p, peer: PeerId, digest: OciDigest, offset: number, sizeBytes: number | undefined, callerSignal: AbortSignal | undefined): Promise<Attempt> {
+  const stall = new AbortController()
+  const signal = anySignal([stall.signal, ...(callerSignal != null ? [callerSignal] : [])])
+  const watch = new StallWatch(node, peer, err => { stall.abort(err) })
+  try {
+    const reply = await requestBlob(node, peer, digest, offset, { signal, sizeBytes })
+    return { reply, signal, watch }
+  } catch (err) {
+    watch.stop()
+    throw err
+  }
+}
+
+/**
+ * Reads exactly the stated size into `arriving`, hashing as it goes, then
+ * verifies or fails it. After a stall, while the peer stays connected, it
+ * requests the rest from the received offset. Never rejects.
+ */
+async function receiveBody (node: KilomeshLibp2p, first: Attempt, arriving: ArrivingBlob, penalties: PeerPenalties, peer: PeerId, callerSignal: AbortSignal | undefined): Promise<void> {
   const digest = arriving.digest
   const hash = createHash('sha256')
-
-  // The body is read from the stream itself, which no signal reaches.
-  const stream = reply.stream
-  const abortStream = (): void => { stream.abort(signal.reason instanceof Error ? signal.reason : new Error('aborted')) }
-  signal.addEventListener('abort', abortStream, { once: true })
+  let attempt: Attempt | undefined = first
+  let stallsInRow = 0
+  let stalls = 0
 
   try {
-    if (arriving.sizeBytes > 0) {
-      for await (const chunk of reply.body) {
-        onChunk()
-        const before = arriving.receivedBytes
-        arriving.append(chunk)
-        hash.update(chunk.subarray(0, arriving.receivedBytes - before))
-        if (arriving.receivedBytes >= arriving.sizeBytes) {
-          break
-        }
+    while (attempt != null) {
+      const offsetBefore = arriving.receivedBytes
+      const failure = await readAttempt(attempt, arriving, hash)
+      if (failure == null) {
+        break
+      }
+
+      const canResume = failure instanceof StallError && callerSignal?.aborted !== true && node.getConnections(peer).length > 0
+      stalls++
+      stallsInRow = arriving.receivedBytes > offsetBefore ? 1 : stallsInRow + 1
+      if (!canResume || stallsInRow > MAX_STALLS_IN_ROW || stalls > MAX_STALLS) {
+        throw failure
+      }
+
+      log('%p stalled at byte %d of %s, requesting the rest: %e', peer, arriving.receivedBytes, digest, failure)
+      attempt = await requestFrom(node, peer, digest, arriving.receivedBytes, arriving.sizeBytes, callerSignal)
+      if (attempt.reply.status !== BlobResponse.Status.OK || attempt.reply.sizeBytes !== arriving.sizeBytes) {
+        attempt.watch.stop()
+        attempt.reply.stream.abort(new Error('the peer no longer sends the blob'))
+        throw new Error(`${peer.toString()} responded ${BlobResponse.Status[attempt.reply.status] ?? attempt.reply.status} with ${attempt.reply.sizeBytes} bytes to a resumed request`)
       }
     }
-    signal.throwIfAborted()
-    await stream.close({ signal }).catch(() => {})
 
     if (arriving.receivedBytes !== arriving.sizeBytes) {
       log('%p ended the stream of %s before its %d bytes', peer, digest, arriving.sizeBytes)
@@ -143,10 +185,45 @@ async function receiveBody (reply: BlobReply, arriving: ArrivingBlob, penalties:
     }
     arriving.verify()
   } catch (err: any) {
-    stream.abort(err instanceof Error ? err : new Error(String(err)))
     log('fetching %s from %p into memory failed, leaving it to the blob fetcher: %e', digest, peer, err)
     arriving.fail(err instanceof Error ? err : new Error(String(err)))
+  }
+}
+
+/**
+ * Reads one attempt's body into `arriving` until the blob is complete or the
+ * stream ends. Returns undefined when it ended without an error, else the
+ * error; a stall comes back as the StallError that aborted the attempt.
+ */
+async function readAttempt (attempt: Attempt, arriving: ArrivingBlob, hash: Hash): Promise<Error | undefined> {
+  // The body is read from the stream itself, which no signal reaches.
+  const { reply, signal, watch } = attempt
+  const stream = reply.stream
+  const abortStream = (): void => { stream.abort(signal.reason instanceof Error ? signal.reason : new Error('aborted')) }
+  signal.addEventListener('abort', abortStream, { once: true })
+
+  try {
+    if (arriving.receivedBytes < arriving.sizeBytes) {
+      for await (const chunk of reply.body) {
+        watch.progress()
+        const before = arriving.receivedBytes
+        arriving.append(chunk)
+        hash.update(chunk.subarray(0, arriving.receivedBytes - before))
+        if (arriving.receivedBytes >= arriving.sizeBytes) {
+          break
+        }
+      }
+    }
+    signal.throwIfAborted()
+    await stream.close({ signal }).catch(() => {})
+    return undefined
+  } catch (err: any) {
+    stream.abort(err instanceof Error ? err : new Error(String(err)))
+    // An aborted read throws the stream's error, so the signal's reason shows whether a stall caused it.
+    const reason = signal.aborted ? signal.reason : err
+    return reason instanceof Error ? reason : new Error(String(reason))
   } finally {
+    watch.stop()
     signal.removeEventListener('abort', abortStream)
   }
 }
