@@ -14,7 +14,7 @@ import { type OciDigest } from '../../protocol/digest.js'
 import { BlobResponse } from '../../protocol/messages/blob.js'
 import { MAX_MANIFEST_BYTES } from '../../protocol/constants.js'
 import { StallError } from '../fetch/errors.js'
-import { StallWatch } from '../fetch/stall-watch.js'
+import { StallCount, StallWatch } from '../fetch/stall-watch.js'
 import { ArrivingBlob } from '../registry/arriving-blob.js'
 import { requestBlob, type BlobReply } from '../net/blob-client.js'
 import { anySignal } from '../net/signals.js'
@@ -44,15 +44,6 @@ export const STREAM_TO_CLIENT_MIN_BYTES = 256 * 1024
  * being written to the store. Past it, blobs go through the blob fetcher.
  */
 export const MEMORY_FETCH_BUDGET_BYTES = 16 * 1024 * 1024
-
-/**
- * Stalls in a row without a byte in between, and stalls in all, after which
- * a transfer into memory gives up on its peer. The blob fetcher uses the same
- * limits, and three stalls of 10 s cover the 40 s in which the liveness
- * check closes a dead connection.
- */
-const MAX_STALLS_IN_ROW = 3
-const MAX_STALLS = 5
 
 /** One request for the blob's body from a given offset, with its own stall watch. */
 interface Attempt {
@@ -144,8 +135,8 @@ async function receiveBody (node: KilomeshLibp2p, first: Attempt, arriving: Arri
   const digest = arriving.digest
   const hash = createHash('sha256')
   let attempt: Attempt | undefined = first
-  let stallsInRow = 0
-  let stalls = 0
+  // The same limits as the blob fetcher's, for the one peer asked here.
+  const stalls = new StallCount()
 
   try {
     while (attempt != null) {
@@ -156,9 +147,7 @@ async function receiveBody (node: KilomeshLibp2p, first: Attempt, arriving: Arri
       }
 
       const canResume = failure instanceof StallError && callerSignal?.aborted !== true && node.getConnections(peer).length > 0
-      stalls++
-      stallsInRow = arriving.receivedBytes > offsetBefore ? 1 : stallsInRow + 1
-      if (!canResume || stallsInRow > MAX_STALLS_IN_ROW || stalls > MAX_STALLS) {
+      if (!canResume || !stalls.record(arriving.receivedBytes > offsetBefore)) {
         throw failure
       }
 

@@ -11,11 +11,11 @@ import { BlobResponse } from '../../protocol/messages/blob.js'
 import { requestBlob } from '../net/blob-client.js'
 import { BUSY_RETRY_INITIAL_MS, BUSY_RETRY_MAX_MS } from '../net/constants.js'
 import { connectedPeerNames, connectedPeers } from '../net/peers.js'
-import { anySignal, raceAbort, SharedWorkSignal } from '../net/signals.js'
+import { anySignal, raceAbort, SharedWorkSignal, sleep } from '../net/signals.js'
 import { NoSourceError, StallError } from './errors.js'
 import { shuffle } from './random.js'
 import { SourceFinder } from './sources.js'
-import { StallWatch } from './stall-watch.js'
+import { StallCount, StallWatch } from './stall-watch.js'
 import type { OciDigest } from '../../protocol/digest.js'
 import type { KilomeshLibp2p } from '../net/libp2p.js'
 import type { BlobInfo, BlobStore, BlobWriter, CommittedBlob } from '../store/blob-store.js'
@@ -27,41 +27,12 @@ const log = logger('kilomesh:fetch')
 /** How long a fetch keeps looking for a holder when none is known, unless the caller says otherwise. */
 const DEFAULT_WAIT_FOR_SOURCES_MS = 1_500
 
-/**
- * Stalls in a row, with no byte in between, after which a source whose
- * connection is still open is not asked again in this transfer. Three
- * stalls of 10 s cover the 40 s the liveness check takes to close a dead
- * connection.
- */
-const MAX_STALLS_IN_ROW = 3
-
-/**
- * Stalls after which a source is not asked again in this transfer, even
- * when it sent bytes in between, so a peer that sends a little every 10 s
- * cannot hold a transfer for long.
- */
-const MAX_STALLS_PER_SOURCE = 5
-
 /** Recent sources remembered and tried first. */
 const MAX_RECENT_SOURCES = 2
 
 /** Rounds of source discovery one transfer may run, whatever the waits allow. */
 const MAX_SOURCE_ROUNDS = 1_000
 
-
-async function sleep (ms: number, signal?: AbortSignal): Promise<void> {
-  await new Promise<void>((resolve, reject) => {
-    const onAbort = (): void => {
-      clearTimeout(timer)
-      reject(signal?.reason instanceof Error ? signal.reason : new Error('aborted'))
-    }
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort)
-      resolve()
-    }, ms)
-    signal?.addEventListener('abort', onAbort, { once: true })
-  })
-}
 
 /** Progress of one blob transfer. */
 export interface FetchProgress {
@@ -201,8 +172,7 @@ export class BlobFetcher {
     }
     // Peers that busy sources named as holders during this transfer.
     const hinted = new Set<string>()
-    // Stalls of each source: in a row without a byte in between, and in all.
-    const stallsBySource = new Map<string, { inRow: number, total: number }>()
+    const stallsBySource = new Map<string, StallCount>()
     let busyDelayMs = BUSY_RETRY_INITIAL_MS
     let rounds = 0
     const waitUntilMs = Date.now() + (options.waitForSourcesMs ?? DEFAULT_WAIT_FOR_SOURCES_MS)
@@ -299,11 +269,9 @@ export class BlobFetcher {
           // new offset while its connection stays open: the liveness check
           // closes a dead one within 40 s. Other sources go first.
           if (failure instanceof StallError && this.node.getConnections(peer).length > 0) {
-            const stalls = stallsBySource.get(peerName) ?? { inRow: 0, total: 0 }
-            stalls.total++
-            stalls.inRow = writer.offset > offsetBefore ? 1 : stalls.inRow + 1
+            const stalls = stallsBySource.get(peerName) ?? new StallCount()
             stallsBySource.set(peerName, stalls)
-            if (stalls.inRow <= MAX_STALLS_IN_ROW && stalls.total <= MAX_STALLS_PER_SOURCE) {
+            if (stalls.record(writer.offset > offsetBefore)) {
               // Peers that connected since the queue was filled go first too.
               if (queue.length === 0) {
                 const found = await this.sources.find(digest, new Set([...tried, peerName]), { signal })

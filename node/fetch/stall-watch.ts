@@ -90,3 +90,34 @@ export class StallWatch {
       : `${this.peer.toString()} sent nothing for ${Math.round(quietMs)} ms`))
   }
 }
+
+/**
+ * Stalls in a row without a byte in between, after which a source whose
+ * connection is still open is not asked again in this transfer. Three
+ * stalls of at least 10 s each give a paused link about as long as the
+ * liveness check gives a silent connection (40 s).
+ */
+export const MAX_STALLS_IN_ROW = 3
+
+/**
+ * Stalls after which a source is not asked again in this transfer, even
+ * when it sent bytes in between, so a peer that sends a little every 10 s
+ * cannot hold a transfer for long.
+ */
+export const MAX_STALLS_PER_SOURCE = 5
+
+/** Stalls of one source during one transfer, which decide whether to request the rest from it again. */
+export class StallCount {
+  private inRow = 0
+  private total = 0
+
+  /**
+   * Records a stall; `progressed` is true when the source sent bytes since
+   * it was last requested. Returns true while the source may be requested again.
+   */
+  record (progressed: boolean): boolean {
+    this.total++
+    this.inRow = progressed ? 1 : this.inRow + 1
+    return this.inRow <= MAX_STALLS_IN_ROW && this.total <= MAX_STALLS_PER_SOURCE
+  }
+}
