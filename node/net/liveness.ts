@@ -11,7 +11,7 @@
 import { randomBytes } from 'node:crypto'
 import { logger } from '@libp2p/logger'
 import { byteStream } from '@libp2p/utils'
-import { anySignal } from './signals.js'
+import { anySignal, sleep } from './signals.js'
 import { ConnectionSilentError } from './errors.js'
 import type { Connection, Libp2pEvents, PeerId, Startable, TypedEventTarget } from '@libp2p/interface'
 import type { ConnectionManager } from '@libp2p/interface-internal'
@@ -151,7 +151,8 @@ export class ConnectionLiveness implements Startable {
       connection.rtt = await this.ping(connection)
     } catch (err: any) {
       const silentUntilMs = arrivals.lastMs + this.silenceMs
-      await sleep(silentUntilMs - performance.now(), this.shutdown.signal)
+      // A stop ends the wait early, and the check below then returns.
+      await sleep(silentUntilMs - performance.now(), this.shutdown.signal).catch(() => {})
       if (this.shutdown.signal.aborted || connection.status !== 'open') {
         return
       }
@@ -192,23 +193,6 @@ export class ConnectionLiveness implements Startable {
       throw err
     }
   }
-}
-
-/** Resolves after `delayMs`, or at once when `signal` aborts. */
-async function sleep (delayMs: number, signal: AbortSignal): Promise<void> {
-  if (delayMs <= 0 || signal.aborted) {
-    return
-  }
-
-  await new Promise<void>(resolve => {
-    const done = (): void => {
-      clearTimeout(timer)
-      signal.removeEventListener('abort', done)
-      resolve()
-    }
-    const timer = setTimeout(done, delayMs)
-    signal.addEventListener('abort', done)
-  })
 }
 
 /** Returns a libp2p service factory for ConnectionLiveness. */

@@ -26,6 +26,26 @@ export function timeoutSignal (timeoutMs: number, signal?: AbortSignal): AbortSi
   return anySignal([AbortSignal.timeout(timeoutMs), ...(signal != null ? [signal] : [])])
 }
 
+/** Waits `delayMs`, or rejects with the signal's reason once `signal` aborts. */
+export async function sleep (delayMs: number, signal?: AbortSignal): Promise<void> {
+  signal?.throwIfAborted()
+  if (delayMs <= 0) {
+    return
+  }
+
+  await new Promise<void>((resolve, reject) => {
+    const onAbort = (): void => {
+      clearTimeout(timer)
+      reject(signal?.reason instanceof Error ? signal.reason : new Error('aborted'))
+    }
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort)
+      resolve()
+    }, delayMs)
+    signal?.addEventListener('abort', onAbort, { once: true })
+  })
+}
+
 /** Resolves or rejects as `promise` does, or rejects with the signal's reason once `signal` aborts. */
 export async function raceAbort<T> (promise: Promise<T>, signal?: AbortSignal): Promise<T> {
   if (signal == null) {

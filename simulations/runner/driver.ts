@@ -5,6 +5,7 @@
  * expectation is decided and the minimum duration has passed.
  */
 import { logger } from '@libp2p/logger'
+import { sleep } from '../../node/net/signals.js'
 import { applyEvent, type EventContext } from './events.js'
 import { evaluate, type ExpectationState } from './expectations.js'
 import { describeAction, describeCheck, formatSeconds } from './format.js'
@@ -19,26 +20,6 @@ import type { Scenario, ScenarioEvent } from '../scenario/types.js'
 import type { AbortOptions } from '@libp2p/interface'
 
 const log = logger('kilomesh:sim:driver')
-
-/** Waits `ms`, or rejects when the signal aborts. */
-async function sleep (ms: number, options: AbortOptions): Promise<void> {
-  options.signal?.throwIfAborted()
-  if (ms <= 0) {
-    return
-  }
-  await new Promise<void>((resolve, reject) => {
-    const onAbort = (): void => {
-      clearTimeout(timer)
-      const reason = options.signal?.reason
-      reject(reason instanceof Error ? reason : new Error('aborted'))
-    }
-    const timer = setTimeout(() => {
-      options.signal?.removeEventListener('abort', onAbort)
-      resolve()
-    }, ms)
-    options.signal?.addEventListener('abort', onAbort, { once: true })
-  })
-}
 
 /** Actions that only ask running agents to do something; the timeline waits for them at most MAX_EVENT_WAIT_MS. */
 const AGENT_REQUESTS: Array<ScenarioEvent['action']['kind']> = ['subscribe', 'unsubscribe', 'publish']
@@ -107,11 +88,11 @@ export class Driver {
 
     try {
       for (const event of scenario.events) {
-        await sleep(event.atMs - timeline.now(), options)
+        await sleep(event.atMs - timeline.now(), options.signal)
         await this.apply(event, options)
       }
       while (!this.finished()) {
-        await sleep(Math.min(scenario.run.sampleIntervalMs, 100), options)
+        await sleep(Math.min(scenario.run.sampleIntervalMs, 100), options.signal)
       }
     } finally {
       clearInterval(ticker)

@@ -11,7 +11,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { digestOf, type OciDigest } from '../../../protocol/digest.js'
 import { RegistryServer, type RegistryInit } from '../../../node/registry/server.js'
-import { anySignal } from '../../../node/net/signals.js'
+import { timeoutSignal } from '../../../node/net/signals.js'
 import { BlobStore } from '../../../node/store/blob-store.js'
 import type { FetchBlobOptions, FetchedBlob, RegistryBackend } from '../../../node/registry/backend.js'
 import type { Descriptor } from '../../../node/image/manifest.js'
@@ -66,8 +66,7 @@ export class TestBackend implements RegistryBackend {
 
   async fetchBlob (digest: OciDigest, options?: FetchBlobOptions): Promise<FetchedBlob | undefined> {
     // The simulated mesh sends nothing while it waits, so the start deadline applies to the whole wait.
-    const deadline = options?.startTimeoutMs == null ? undefined : AbortSignal.timeout(options.startTimeoutMs)
-    await this.meshWait({ signal: deadline == null ? options?.signal : anySignal([deadline, ...(options?.signal == null ? [] : [options.signal])]) })
+    await this.meshWait({ signal: options?.startTimeoutMs == null ? options?.signal : timeoutSignal(options.startTimeoutMs, options.signal) })
     if (this.meshStore == null || !await this.meshStore.has(digest)) {
       return undefined
     }
