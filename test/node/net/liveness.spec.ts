@@ -13,8 +13,9 @@ const SINK_PROTOCOL = '/kilomesh-test/liveness-sink/1.0.0'
 
 /**
  * Checks far more often than an agent does, so a test runs several checks
- * in a few seconds. The simulated link delivers each chunk whole once it is
- * serialised, so the interval must exceed one chunk's time on the link.
+ * in a few seconds. The simulated link delivers data in pieces of up to
+ * 16 KiB once each is serialised, so the interval must exceed one piece's
+ * time on the link.
  */
 const LIVENESS = { intervalMs: 1_000, pingTimeoutMs: 500 }
 
