@@ -87,6 +87,9 @@ export class AgentRegistryBackend implements RegistryBackend {
     let entry = this.inMemory.get(digest)
     if ((entry == null || entry.shared.aborted) && preferred.length > 0 && fits) {
       const shared = new SharedWorkSignal()
+      // The fetcher counts this transfer until the blob is stored, so the
+      // stored blob is provided like any other blob fetched from a peer.
+      const endTransfer = this.context.fetcher.trackTransfer(digest)
       const started = { shared, pending: this.fetchIntoMemory(digest, preferred, { ...options, signal: shared.signal }) }
       entry = started
       this.memoryBytes += reservedBytes
@@ -96,6 +99,7 @@ export class AgentRegistryBackend implements RegistryBackend {
           this.inMemory.delete(digest)
         }
         this.memoryBytes -= reservedBytes
+        endTransfer()
       })
     }
 

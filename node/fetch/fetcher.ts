@@ -83,6 +83,8 @@ export class BlobFetcher {
   private readonly receiving = new Map<OciDigest, PeerId>()
   /** Peers that recently delivered a blob, newest first: the blobs of one image usually sit together. */
   private recentSources: PeerId[] = []
+  /** Transfers from peers that run outside the fetcher, such as the registry's fetches into memory, counted per digest. */
+  private readonly outsideTransfers = new Map<OciDigest, number>()
 
   constructor (
     private readonly node: KilomeshLibp2p,
@@ -91,9 +93,33 @@ export class BlobFetcher {
     readonly sources: SourceFinder = new SourceFinder(node, penalties)
   ) {}
 
-  /** Returns true while a transfer of `digest` from peers is running. */
+  /** Returns true while a transfer of `digest` from peers is running, here or one recorded with trackTransfer. */
   isFetching (digest: OciDigest): boolean {
-    return this.inFlight.has(digest)
+    return this.inFlight.has(digest) || this.outsideTransfers.has(digest)
+  }
+
+  /**
+   * Records a transfer of `digest` from a peer that runs outside the
+   * fetcher, until the returned function is called. isFetching then counts
+   * it, so a blob that such a transfer stores is treated as fetched, not as
+   * added on this device: the agent provides it after the random delay for
+   * fetched blobs, not in the middle of the pull.
+   */
+  trackTransfer (digest: OciDigest): () => void {
+    this.outsideTransfers.set(digest, (this.outsideTransfers.get(digest) ?? 0) + 1)
+    let ended = false
+    return () => {
+      if (ended) {
+        return
+      }
+      ended = true
+      const remaining = (this.outsideTransfers.get(digest) ?? 1) - 1
+      if (remaining > 0) {
+        this.outsideTransfers.set(digest, remaining)
+      } else {
+        this.outsideTransfers.delete(digest)
+      }
+    }
   }
 
   /**

@@ -29,8 +29,8 @@ export interface BlobProvidersInit {
 }
 
 export class BlobProviders {
-  /** Counters for status output and metrics. */
-  readonly stats = { provided: 0, failed: 0, withdrawn: 0 }
+  /** Counters for status output and metrics. `delayed` counts fetched blobs put off by the random delay. */
+  readonly stats = { provided: 0, failed: 0, withdrawn: 0, delayed: 0 }
   private readonly queue: OciDigest[] = []
   private readonly queued = new Set<OciDigest>()
   private running = 0
@@ -86,6 +86,7 @@ export class BlobProviders {
       return
     }
 
+    this.stats.delayed++
     const delayMs = this.fetchedDelayMinMs + Math.random() * (this.fetchedDelayMaxMs - this.fetchedDelayMinMs)
     const timer = setTimeout(() => {
       this.delayed.delete(digest)

@@ -91,6 +91,26 @@ describe('registry fetches through the mesh', function () {
     }, 'the fetched blobs to reach the store')
   })
 
+  it('memory-fetched blobs wait before providing', async () => {
+    // The DHT runs on this agent, so its providers act on every stored blob.
+    const agent = await startLocalAgent({ bootstrap: [addressOf(publisher)] })
+    agents.push(agent)
+    await waitUntil(() => agent.context.catalog.get('demo/httpd', 'v1') != null, 'the catalog sync with the publisher')
+    const backend = new AgentRegistryBackend(agent.context)
+    assert.ok(await backend.resolveTag('demo/httpd', 'v1') != null)
+
+    const fetched = await backend.fetchBlob(HTTPD_V1, { parent: undefined })
+    assert.ok(fetched?.bytes != null, 'the manifest came into memory from the tag record\'s source')
+    assert.equal(await fetched.stored, true)
+    // A blob added on this device is provided PROVIDE_DELAY_MS (50 ms) after it is stored.
+    await new Promise(resolve => setTimeout(resolve, 500))
+
+    const providers = agent.context.providers
+    assert.equal(providers.stats.delayed, 1, 'the manifest waits for the random delay of a fetched blob')
+    assert.equal(providers.stats.provided + providers.stats.failed, 0, 'no provide ran in the middle of the pull')
+    assert.equal(agent.context.fetcher.isFetching(HTTPD_V1), false, 'the transfer is no longer counted once stored')
+  })
+
   it('memory limits send blobs to the store', async () => {
     const agent = await startLocalAgent({ dht: false, bootstrap: [addressOf(publisher)] })
     agents.push(agent)
