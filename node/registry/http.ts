@@ -20,12 +20,25 @@ export function contentLengthOf (req: IncomingMessage): number | undefined {
   return length
 }
 
-/** Returns true when the request carries a body that has not been read yet. */
+/**
+ * Returns true when the request carries a body that no handler has read.
+ * Node may have parsed a small body completely before the handler runs, so
+ * `req.complete` alone would report such a body as read.
+ */
 export function hasUnreadBody (req: IncomingMessage): boolean {
-  if (req.complete) {
-    return false
-  }
+  return !req.readableEnded && declaresBody(req)
+}
 
+/**
+ * Returns true while bytes of the request body may still arrive on the
+ * connection. An error response then closes the connection, because the
+ * next request would start in the middle of this body.
+ */
+export function bodyStillArriving (req: IncomingMessage): boolean {
+  return !req.complete && declaresBody(req)
+}
+
+function declaresBody (req: IncomingMessage): boolean {
   const length = req.headers['content-length']
   return (length != null && length !== '0') || req.headers['transfer-encoding'] != null
 }

@@ -20,7 +20,7 @@ import { createServer as createHttpsServer } from 'node:https'
 import { logger } from '@libp2p/logger'
 import { DEFAULT_FETCH_TIMEOUT_MS, DEFAULT_MAX_UPLOAD_BYTES, DEFAULT_MAX_UPLOADS, DEFAULT_RESOLVE_TIMEOUT_MS, DEFAULT_UPLOAD_TTL_MS } from './constants.js'
 import { RegistryError, RegistryStartError, sendError, toRegistryError } from './errors.js'
-import { hasUnreadBody } from './http.js'
+import { bodyStillArriving } from './http.js'
 import { dispatch } from './dispatch.js'
 import { Prefetcher } from './prefetch.js'
 import { ReferrersIndex } from './referrers-index.js'
@@ -222,7 +222,7 @@ export class RegistryServer {
       if (error.kind.status >= 500 && !(err instanceof RegistryError)) {
         log.error('%s %s failed - %e', req.method, req.url, err)
       }
-      sendError(res, error, { closeConnection: hasUnreadBody(req), head: req.method === 'HEAD' })
+      sendError(res, error, { closeConnection: bodyStillArriving(req), head: req.method === 'HEAD' })
     }
 
     const chunked = req.headers['transfer-encoding'] != null ? ' (chunked body)' : ''

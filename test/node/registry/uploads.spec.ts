@@ -46,6 +46,19 @@ describe('registry uploads', () => {
     assert.equal(registry.server.uploads.size, 1)
   })
 
+  it('POST keeps a small first chunk', async () => {
+    // Node parses a body this small along with the headers, before the handler runs.
+    const { bytes, digest } = blobOf('abc')
+
+    const started = await send(registry.port, 'POST', '/v2/demo/httpd/blobs/uploads/', { body: bytes })
+    const completed = await send(registry.port, 'PUT', `${String(started.headers.location)}?digest=${digest}`)
+
+    assert.equal(started.status, 202)
+    assert.equal(started.headers.range, `0-${bytes.byteLength - 1}`)
+    assert.equal(completed.status, 201)
+    assert.deepEqual(Buffer.from(await registry.backend.store.read(digest)), bytes)
+  })
+
   it('POST with digest stores the blob at once', async () => {
     const { bytes, digest } = blobOf('monolithic')
 
