@@ -78,7 +78,7 @@ export class AgentRegistryBackend implements RegistryBackend {
     const notStarted = (): Error => new NotStartedError(`no peer started sending ${digest} within ${startTimeoutMs} ms`)
     const preferred = this.preferredPeers(digest, options.parent)
     // A blob of unknown size may be as large as the limit, so it reserves that much.
-    const reservedBytes = options.sizeBytes ?? this.maxMemoryFetchBytes
+    const reservedBytes = options.sizeBytes ?? Math.min(this.maxMemoryFetchBytes, options.maxSizeBytes ?? Infinity)
     const fits = reservedBytes <= this.maxMemoryFetchBytes && this.memoryBytes + reservedBytes <= this.memoryFetchBudgetBytes
 
     // The fetch is shared by every request for the blob, and stops only
@@ -131,7 +131,7 @@ export class AgentRegistryBackend implements RegistryBackend {
     // fetcher's stall timeout still stops one that stops making progress.
     const start = startDeadline(options.signal, deadlineMs, () => this.context.fetcher.receivingFrom(digest) != null, notStarted)
     try {
-      await this.context.fetcher.fetch(digest, { signal: start.signal, sizeBytes: options.sizeBytes, preferredPeers: preferredMissed ? [] : preferred })
+      await this.context.fetcher.fetch(digest, { signal: start.signal, sizeBytes: options.sizeBytes, maxSizeBytes: options.maxSizeBytes, preferredPeers: preferredMissed ? [] : preferred })
       // The peer that delivered is not known here, so the blob's children
       // inherit the parent's sources.
       this.rememberSources(digest, preferred)
@@ -162,7 +162,7 @@ export class AgentRegistryBackend implements RegistryBackend {
     }
 
     for (const peer of peers) {
-      const arriving = await openIntoMemory(this.context.node, this.context.penalties, peer, digest, options.sizeBytes, { ...options, maxSizeBytes: this.maxMemoryFetchBytes })
+      const arriving = await openIntoMemory(this.context.node, this.context.penalties, peer, digest, options.sizeBytes, { ...options, maxSizeBytes: Math.min(this.maxMemoryFetchBytes, options.maxSizeBytes ?? Infinity) })
       if (arriving == null) {
         continue
       }

@@ -17,3 +17,9 @@ export class NotStartedError extends Error {
   static override readonly name = 'NotStartedError'
   override readonly name = 'NotStartedError'
 }
+
+/** A source stated a blob size above the caller's limit, such as a layer requested as a manifest. */
+export class BlobTooLargeError extends Error {
+  static override readonly name = 'BlobTooLargeError'
+  override readonly name = 'BlobTooLargeError'
+}

@@ -12,7 +12,7 @@ import { requestBlob } from '../net/blob-client.js'
 import { BUSY_RETRY_INITIAL_MS, BUSY_RETRY_MAX_MS } from '../net/constants.js'
 import { connectedPeerNames, connectedPeers } from '../net/peers.js'
 import { anySignal, raceAbort, SharedWorkSignal, sleep } from '../net/signals.js'
-import { NoSourceError, StallError } from './errors.js'
+import { BlobTooLargeError, NoSourceError, StallError } from './errors.js'
 import { shuffle } from './random.js'
 import { SourceFinder } from './sources.js'
 import { StallCount, StallWatch } from './stall-watch.js'
@@ -50,6 +50,11 @@ export interface FetchedBlobInfo extends BlobInfo {
 export interface FetchOptions extends AbortOptions {
   /** Size from the descriptor; a source that states another size is not used. */
   sizeBytes?: number
+  /**
+   * Largest size the caller accepts, when no descriptor gives the size. A
+   * source that states a larger size is not used, and nothing is written.
+   */
+  maxSizeBytes?: number
   /** Peers to try first, such as the peer that served the manifest. */
   preferredPeers?: PeerId[]
   onProgress?: (progress: FetchProgress) => void
@@ -290,6 +295,12 @@ export class BlobFetcher {
           contributors.push(peerName)
         }
 
+        // Every honest source states the same size for a digest, so asking
+        // others would only repeat the answer.
+        if (failure instanceof BlobTooLargeError) {
+          throw failure
+        }
+
         if (outcome === 'missing') {
           // A source whose link went quiet for a while is asked again from the
           // new offset while its connection stays open: the liveness check
@@ -399,6 +410,12 @@ export class BlobFetcher {
         this.penalties.penalise(peer.toString(), `stated size ${reply.sizeBytes} for ${digest}, whose descriptor says ${options.sizeBytes}`)
         reply.stream.abort(new Error('size mismatch'))
         return 'missing'
+      }
+      // The blob may simply be that large, so the source is not penalised.
+      if (options.maxSizeBytes != null && reply.sizeBytes > options.maxSizeBytes) {
+        const tooLarge = new BlobTooLargeError(`${peer.toString()} stated size ${reply.sizeBytes} for ${digest}, above the limit of ${options.maxSizeBytes} bytes for this fetch`)
+        reply.stream.abort(tooLarge)
+        throw tooLarge
       }
 
       this.receiving.set(digest, peer)

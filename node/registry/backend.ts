@@ -37,6 +37,8 @@ export interface FetchBlobOptions extends AbortOptions {
   startTimeoutMs?: number
   /** Size from the descriptor that references the blob. */
   sizeBytes?: number
+  /** Largest size accepted when no descriptor gives it, such as a manifest requested by digest. A larger blob is not fetched. */
+  maxSizeBytes?: number
   /** Digest of the manifest that references the blob; the peer that supplied that manifest is asked first. */
   parent?: OciDigest
 }

@@ -2,7 +2,7 @@
 import { logger } from '@libp2p/logger'
 import { RegistryError } from './errors.js'
 import { anySignal } from '../net/signals.js'
-import type { FetchedBlob, RegistryBackend } from './backend.js'
+import type { FetchBlobOptions, FetchedBlob, RegistryBackend } from './backend.js'
 import type { Prefetcher } from './prefetch.js'
 import type { ReferrersIndex } from './referrers-index.js'
 import type { Resource, Route } from './route.js'
@@ -52,6 +52,9 @@ export function withTimeout (signal: AbortSignal, timeoutMs: number): AbortSigna
   return anySignal([signal, AbortSignal.timeout(timeoutMs)])
 }
 
+/** What the request knows of a blob it fetches: see FetchBlobOptions. */
+export type FetchHint = Pick<FetchBlobOptions, 'sizeBytes' | 'maxSizeBytes' | 'parent'>
+
 /** Fetches of one blob that may fail after they started, per request, before the client gets BLOB_UNKNOWN. */
 const MAX_FETCH_ATTEMPTS = 2
 
@@ -67,7 +70,7 @@ const IN_STORE: FetchedBlob = { stored: Promise.resolve(true) }
  * is still arriving (`arriving`). Without it, the call waits until the blob
  * is verified, and fetches it again when that transfer fails.
  */
-export async function ensureLocal (request: RegistryRequest, digest: OciDigest, hint: { sizeBytes?: number, parent?: OciDigest } = {}, options: { stream?: boolean } = {}): Promise<FetchedBlob | undefined> {
+export async function ensureLocal (request: RegistryRequest, digest: OciDigest, hint: FetchHint = {}, options: { stream?: boolean } = {}): Promise<FetchedBlob | undefined> {
   for (let attempt = 1; ; attempt++) {
     const fetched = await makeLocal(request, digest, hint)
     if (fetched?.arriving == null || options.stream === true) {
@@ -86,7 +89,7 @@ export async function ensureLocal (request: RegistryRequest, digest: OciDigest, 
   }
 }
 
-async function makeLocal (request: RegistryRequest, digest: OciDigest, hint: { sizeBytes?: number, parent?: OciDigest }): Promise<FetchedBlob | undefined> {
+async function makeLocal (request: RegistryRequest, digest: OciDigest, hint: FetchHint): Promise<FetchedBlob | undefined> {
   const { backend, limits, prefetcher } = request.context
 
   // A background fetch that found nothing may have run before a peer

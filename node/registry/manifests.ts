@@ -54,7 +54,9 @@ async function resolveTag (request: RegistryRequest, repository: string, tag: st
  */
 async function loadManifest (request: RegistryRequest, digest: OciDigest, hint?: Descriptor, parent?: OciDigest): Promise<LoadedManifest | undefined> {
   const store = request.context.backend.store
-  const fetched = await ensureLocal(request, digest, { sizeBytes: hint?.size, parent })
+  // Without a descriptor, the limit keeps a layer requested as a manifest
+  // from being downloaded before it is found not to be one.
+  const fetched = await ensureLocal(request, digest, { sizeBytes: hint?.size, maxSizeBytes: MAX_MANIFEST_BYTES, parent })
   if (fetched == null) {
     return undefined
   }

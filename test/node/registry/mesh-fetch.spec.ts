@@ -4,8 +4,9 @@
  * bytes that do not match their digest never reach a client as a success.
  */
 import { strict as assert } from 'node:assert'
+import { randomBytes } from 'node:crypto'
 import { pbStream } from '@libp2p/utils'
-import { MAX_MESSAGE_BYTES, RESOLVE_PROTOCOL } from '../../../protocol/constants.js'
+import { MAX_MANIFEST_BYTES, MAX_MESSAGE_BYTES, RESOLVE_PROTOCOL } from '../../../protocol/constants.js'
 import { ResolveRequest, ResolveResponse } from '../../../protocol/messages/resolve.js'
 import { publishImage } from '../../../node/agent/publish.js'
 import { pullImage } from '../../../node/agent/pull.js'
@@ -190,6 +191,25 @@ describe('registry fetches through the mesh', function () {
     assert.equal(config.code, 'BLOB_UNKNOWN')
     assert.equal(agent.context.penalties.isPenalised(rogue.node.peerId.toString()), true)
     assert.equal(await agent.context.store.has(HTTPD_V1_CONFIG), false)
+  })
+
+  it('large blob requested as manifest is not fetched', async () => {
+    const large = randomBytes(MAX_MANIFEST_BYTES + 1024 * 1024)
+    const digest = await publisher.context.store.put(large)
+    const agent = await startLocalAgent({ dht: false, registry: '127.0.0.1:0', bootstrap: [addressOf(publisher)] })
+    agents.push(agent)
+    await waitUntil(() => agent.node.getPeers().length > 0, 'a connection to the publisher')
+    const sentBefore = publisher.context.blobServer.stats.sentBytes
+
+    const head = await send(portOf(agent), 'HEAD', `/v2/demo/httpd/manifests/${digest}`)
+    const get = await send(portOf(agent), 'GET', `/v2/demo/httpd/manifests/${digest}`)
+
+    assert.equal(head.status, 404)
+    assert.equal(get.status, 404)
+    assert.equal(get.code, 'MANIFEST_UNKNOWN')
+    assert.equal(await agent.context.store.has(digest), false)
+    const sentBytes = publisher.context.blobServer.stats.sentBytes - sentBefore
+    assert.ok(sentBytes < MAX_MANIFEST_BYTES, `the publisher sent ${sentBytes} bytes of a blob no manifest request may receive`)
   })
 
   it('large layer streams to the client', async () => {
