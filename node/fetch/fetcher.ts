@@ -359,7 +359,7 @@ export class BlobFetcher {
       await writer?.abort()
     }
 
-    const reason = lastError == null ? 'no reachable peer has it' : `last error: ${lastError.message}`
+    const reason = lastError == null ? 'no reachable peer has it; if the image is still spreading, try again later or subscribe to its tag' : `last error: ${lastError.message}`
     throw new NoSourceError(`could not fetch blob ${digest} after asking ${new Set([...tried, ...lacking]).size} peer(s), with ${this.node.getConnections().length} connection(s) open: ${reason}`)
   }
 
