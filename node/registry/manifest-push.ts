@@ -24,6 +24,7 @@ import { ensureLocal, type RegistryRequest, type ResourceHandler } from './conte
 import { RegistryError } from './errors.js'
 import { readBody, sendEmpty } from './http.js'
 import { parseManifestReference } from './manifest-reference.js'
+import { mapLimited } from '../util/map-limited.js'
 import { repositoryPath } from './route.js'
 
 const log = logger('kilomesh:registry:manifests')
@@ -93,22 +94,40 @@ function parsePushedManifest (bytes: Uint8Array, contentType: string | undefined
   }
 }
 
+/** Blobs of one pushed manifest that may be fetched through the mesh; a manifest missing more is rejected. */
+export const MAX_MESH_FETCHES_PER_MANIFEST = 64
+
+/** Mesh fetches of one pushed manifest's blobs that run at once. */
+const MESH_FETCH_CONCURRENCY = 8
+
+function missingBlobs (missing: Descriptor[], reason: string): RegistryError {
+  const list = missing.slice(0, 5).map(child => child.digest).join(', ')
+  const more = missing.length > 5 ? ` and ${missing.length - 5} more` : ''
+  return new RegistryError('MANIFEST_BLOB_UNKNOWN', `manifest references ${missing.length} blob(s) that cannot be used: ${reason}: ${list}${more}; push the blobs before the manifest`)
+}
+
 /** Checks that every referenced blob is present with its declared size, fetching missing ones through the mesh. */
 async function requireChildren (request: RegistryRequest, manifest: ParsedManifest): Promise<void> {
   const store = request.context.backend.store
   const children = childDescriptors(manifest)
 
+  const local = await Promise.all(children.map(async child => store.has(child.digest)))
+  const absent = children.filter((_child, i) => !local[i])
+  // Each absent blob costs a mesh fetch of up to the fetch timeout, so a
+  // manifest that lists thousands of unknown blobs is rejected at once.
+  if (absent.length > MAX_MESH_FETCHES_PER_MANIFEST) {
+    throw missingBlobs(absent, `more than ${MAX_MESH_FETCHES_PER_MANIFEST} are not in this agent's store, so none was fetched through the mesh`)
+  }
+
   // The tag about to be published must find every child in the store, so a
   // blob fetched into memory counts only once it has been written there.
-  const stored = await Promise.all(children.map(async child => {
+  const stored = await mapLimited(absent, MESH_FETCH_CONCURRENCY, async child => {
     const fetched = await ensureLocal(request, child.digest, { sizeBytes: child.size })
     return fetched != null && await fetched.stored
-  }))
-  const missing = children.filter((_child, i) => !stored[i])
+  })
+  const missing = absent.filter((_child, i) => !stored[i])
   if (missing.length > 0) {
-    const list = missing.slice(0, 5).map(child => child.digest).join(', ')
-    const more = missing.length > 5 ? ` and ${missing.length - 5} more` : ''
-    throw new RegistryError('MANIFEST_BLOB_UNKNOWN', `manifest references ${missing.length} blob(s) that this agent does not have and no peer returned in time: ${list}${more}; push the blobs before the manifest`)
+    throw missingBlobs(missing, 'this agent does not have them and no peer returned them in time')
   }
 
   for (const child of children) {

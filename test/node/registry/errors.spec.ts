@@ -7,6 +7,7 @@ import { strict as assert } from 'node:assert'
 import { readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { digestOf } from '../../../protocol/digest.js'
+import { MAX_MESH_FETCHES_PER_MANIFEST } from '../../../node/registry/manifest-push.js'
 import { blobOf, loadFixture, send, startRegistry, type RegistryFixture } from './helpers.js'
 import type { OutgoingHttpHeaders } from 'node:http'
 
@@ -30,6 +31,11 @@ function manifestWith (layers: Array<{ digest: string, size: number }>, config =
 const OCI_MANIFEST_HEADERS = { 'Content-Type': 'application/vnd.oci.image.manifest.v1+json' }
 
 /** Returns a complete manifest without its mediaType field, so only the Content-Type can name its type. */
+/** Returns `count` layer descriptors of blobs that exist nowhere. */
+function unknownLayers (count: number): Array<{ digest: string, size: number }> {
+  return Array.from({ length: count }, (_, index) => ({ digest: digestOf(Buffer.from(`unknown layer ${index}`)), size: 10 }))
+}
+
 function manifestWithoutMediaType (): Buffer {
   const fields = JSON.parse(manifestWith([V1_LAYER]).toString()) as Record<string, unknown>
   delete fields.mediaType
@@ -102,6 +108,7 @@ const CASES: BadRequest[] = [
   { name: 'charset in config mediaType', method: 'PUT', path: '/v2/demo/httpd/manifests/v3', headers: OCI_MANIFEST_HEADERS, body: manifestWithCharset('config'), status: 400, code: 'MANIFEST_INVALID', message: /invalid config\.mediaType "application\/vnd\.oci\.image\.config\.v1\+json; charset=utf-8": .*change the config\.mediaType field to "application\/vnd\.oci\.image\.config\.v1\+json"/ },
   { name: 'manifest over 4 MiB', method: 'PUT', path: '/v2/demo/httpd/manifests/v3', headers: OCI_MANIFEST_HEADERS, body: Buffer.alloc(4 * 1024 * 1024 + 1, 0x20), status: 413, code: 'SIZE_INVALID' },
   { name: 'manifest with unknown layer', method: 'PUT', path: '/v2/demo/httpd/manifests/v3', headers: OCI_MANIFEST_HEADERS, body: manifestWith([{ digest: UNKNOWN_DIGEST, size: 10 }]), status: 400, code: 'MANIFEST_BLOB_UNKNOWN' },
+  { name: 'manifest with too many unknown layers', method: 'PUT', path: '/v2/demo/httpd/manifests/v3', headers: OCI_MANIFEST_HEADERS, body: manifestWith(unknownLayers(MAX_MESH_FETCHES_PER_MANIFEST + 1)), status: 400, code: 'MANIFEST_BLOB_UNKNOWN', message: /more than 64 are not in this agent's store/ },
   { name: 'manifest with wrong layer size', method: 'PUT', path: '/v2/demo/httpd/manifests/v3', headers: OCI_MANIFEST_HEADERS, body: manifestWith([{ digest: LAYER, size: 10 }]), status: 400, code: 'MANIFEST_INVALID' },
   { name: 'manifest pushed under another digest', method: 'PUT', path: `/v2/demo/httpd/manifests/${MANIFEST_V1}`, headers: OCI_MANIFEST_HEADERS, body: manifestWith([{ digest: LAYER, size: 6074 }]), status: 400, code: 'DIGEST_INVALID' },
   { name: 'delete of unknown tag', method: 'DELETE', path: '/v2/demo/httpd/manifests/v9', status: 404, code: 'MANIFEST_UNKNOWN' },
