@@ -49,6 +49,40 @@ export interface TrustDecision {
 const PATTERN_CHARACTERS = /^[a-z0-9._\-/*]+$/
 const TRUST_MODES: readonly TrustMode[] = ['first-use', 'explicit', 'any']
 
+/**
+ * Checks the `trust` section of config.json and returns it typed, or throws
+ * InvalidTrustEntryError naming the bad part. A section that a typo left
+ * out of effect (an unknown key, a mode in the wrong case) would silently
+ * leave the device in first-use mode, so unknown keys are rejected too.
+ */
+export function parseTrustConfig (value: unknown): TrustConfig {
+  if (value == null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new InvalidTrustEntryError(`"trust" must be an object such as {"mode": "explicit", "entries": [{"peerId": "12D3...", "repository": "demo/*"}]}, got ${JSON.stringify(value)?.slice(0, 100)}`)
+  }
+
+  const section = value as Record<string, unknown>
+  const unknown = Object.keys(section).filter(key => key !== 'mode' && key !== 'entries')
+  if (unknown.length > 0) {
+    throw new InvalidTrustEntryError(`unknown key(s) ${unknown.map(key => JSON.stringify(key)).join(', ')} in "trust": it takes "mode" and "entries"`)
+  }
+  if (section.mode != null && !TRUST_MODES.includes(section.mode as TrustMode)) {
+    throw new InvalidTrustEntryError(`invalid trust mode ${JSON.stringify(section.mode)}: use one of ${TRUST_MODES.join(', ')}`)
+  }
+  if (section.entries != null && !Array.isArray(section.entries)) {
+    throw new InvalidTrustEntryError(`"trust.entries" must be an array of {"peerId", "repository"} objects, got ${JSON.stringify(section.entries).slice(0, 100)}`)
+  }
+
+  const entries = (section.entries as unknown[] | undefined ?? []).map((entry, index) => {
+    const fields = entry as Record<string, unknown> | null
+    if (fields == null || typeof fields !== 'object' || typeof fields.peerId !== 'string' || (fields.repository != null && typeof fields.repository !== 'string')) {
+      throw new InvalidTrustEntryError(`"trust.entries[${index}]" must be an object with a "peerId" string and an optional "repository" pattern string, got ${JSON.stringify(entry)?.slice(0, 100)}`)
+    }
+    return { peerId: parsePeerId(fields.peerId), repository: parsePattern(fields.repository ?? '*') }
+  })
+
+  return { mode: section.mode as TrustMode | undefined, entries }
+}
+
 /** Checks a peer ID string and returns it, or throws an error that names it. */
 function parsePeerId (peerId: string): string {
   try {

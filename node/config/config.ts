@@ -4,7 +4,9 @@
  * change settings (subscribe, trust) rewrite it, keeping keys they do not know.
  */
 import { readFile } from 'node:fs/promises'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
+import { parseTrustConfig } from '../catalog/trust.js'
 import { DEFAULT_MIN_CONNECTIONS } from '../net/constants.js'
 import { writeFileAtomic } from '../store/atomic-file.js'
 import { InvalidConfigError, NotInitializedError } from './errors.js'
@@ -52,8 +54,16 @@ export function parseMultiaddrValue (value: unknown, origin: string): string {
 /** Checks a bootstrap multiaddr: it must name the peer with /p2p/PEER_ID so the dial can be authenticated. */
 export function parseBootstrapAddress (value: unknown, origin: string): string {
   const address = parseMultiaddrValue(value, origin)
-  if (multiaddr(address).getComponents().find(component => component.name === 'p2p') == null) {
+  const peer = multiaddr(address).getComponents().find(component => component.name === 'p2p')
+  if (peer == null) {
     throw new InvalidConfigError(`${origin} ${JSON.stringify(address)} does not end in /p2p/PEER_ID; copy the full address from "kilomesh status" on that device`)
+  }
+
+  // A peer ID that does not parse would be dialled, and fail, forever.
+  try {
+    peerIdFromString(peer.value ?? '')
+  } catch (err: any) {
+    throw new InvalidConfigError(`${origin} ${JSON.stringify(address)} names an invalid peer ID ${JSON.stringify(peer.value)} (${err.message as string}); copy the full address from "kilomesh status" on that device`)
   }
   return address
 }
@@ -99,6 +109,14 @@ export function validateConfig (value: unknown, path: string): AgentConfig {
 
   if (typeof config.mdns !== 'boolean') {
     throw new InvalidConfigError(`"mdns" in ${path} must be true or false, got ${JSON.stringify(config.mdns)}`)
+  }
+
+  if (config.trust != null) {
+    try {
+      parseTrustConfig(config.trust)
+    } catch (err: any) {
+      throw new InvalidConfigError(`${err.message as string} (in ${path}); fix the section, or manage it with "kilomesh trust"`)
+    }
   }
   return config
 }
