@@ -12,11 +12,13 @@ export interface AcceptedTypes {
   /** True when anything goes: no `Accept` header, or a `*` wildcard in it. */
   any: boolean
   types: Set<string>
+  /** Types ruled out with `q=0`, which a wildcard in the same header does not bring back. */
+  excluded: Set<string>
 }
 
 /** Reads the values of every `Accept` header of a request, as `req.headersDistinct.accept` lists them. */
 export function parseAccept (headers: string[]): AcceptedTypes {
-  const accepted: AcceptedTypes = { any: headers.length === 0, types: new Set() }
+  const accepted: AcceptedTypes = { any: headers.length === 0, types: new Set(), excluded: new Set() }
 
   for (const entry of headers.flatMap(header => header.split(','))) {
     const [type = '', ...parameters] = entry.split(';')
@@ -27,6 +29,7 @@ export function parseAccept (headers: string[]): AcceptedTypes {
 
     const excluded = parameters.some(parameter => /^\s*q\s*=\s*0(?:\.0{0,3})?\s*$/i.test(parameter))
     if (excluded) {
+      accepted.excluded.add(mediaType)
       continue
     }
 
@@ -48,7 +51,8 @@ export function parseAccept (headers: string[]): AcceptedTypes {
 
 /** Returns true when a media type is acceptable. */
 export function isAccepted (accepted: AcceptedTypes, mediaType: string): boolean {
-  return accepted.any || accepted.types.has(normalizeMediaType(mediaType))
+  const normalized = normalizeMediaType(mediaType)
+  return !accepted.excluded.has(normalized) && (accepted.any || accepted.types.has(normalized))
 }
 
 /** Lists the accepted types for an error message. */

@@ -68,6 +68,7 @@ describe('registry range header', () => {
   const cases: Array<[string | undefined, number, unknown]> = [
     [undefined, 100, undefined],
     ['bytes=0-9', 100, { start: 0, end: 9 }],
+    ['bytes=0-99999999999999999999', 100, { start: 0, end: 99 }],
     ['bytes=90-', 100, { start: 90, end: 99 }],
     ['bytes=-10', 100, { start: 90, end: 99 }],
     ['bytes=-1000', 100, { start: 0, end: 99 }],
@@ -85,7 +86,7 @@ describe('registry range header', () => {
     })
   }
 
-  for (const [header, sizeBytes] of [['bytes=100-', 100], ['bytes=-0', 100], ['bytes=0-', 0]] as const) {
+  for (const [header, sizeBytes] of [['bytes=100-', 100], ['bytes=-0', 100], ['bytes=0-', 0], ['bytes=99999999999999999999-', 100]] as const) {
     it(`rejects ${header} of ${sizeBytes} bytes`, () => {
       assert.equal(errorName(() => parseRange(header, sizeBytes)), 'RANGE_INVALID')
     })
@@ -120,6 +121,13 @@ describe('registry accept header', () => {
     const accepted = parseAccept(acceptOf(`${OCI_MANIFEST}, ${OCI_INDEX};q=0`))
 
     assert.equal(isAccepted(accepted, OCI_INDEX), false)
+  })
+
+  it('q=0 excludes a type despite a wildcard', () => {
+    const accepted = parseAccept(acceptOf(`${OCI_INDEX};q=0, */*`))
+
+    assert.equal(isAccepted(accepted, OCI_INDEX), false)
+    assert.equal(isAccepted(accepted, OCI_MANIFEST), true)
   })
 
   it('wildcard accepts anything', () => {
