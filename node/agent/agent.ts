@@ -4,7 +4,8 @@
  * registry API in front of them. `Agent.start` wires and starts everything;
  * `stop` undoes it in reverse order.
  */
-import { mkdir } from 'node:fs/promises'
+import { constants } from 'node:fs'
+import { access, mkdir } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import { logger } from '@libp2p/logger'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
@@ -13,7 +14,7 @@ import { PeerCacheDatastore } from '../net/peer-cache-datastore.js'
 import { Catalog } from '../catalog/catalog.js'
 import { parseTrustConfig, TrustPolicy } from '../catalog/trust.js'
 import { loadConfig, parseBootstrapAddress, parseMultiaddrValue, parseRegistryAddress, type AgentConfig } from '../config/config.js'
-import { AgentAlreadyRunningError, InvalidConfigError } from '../config/errors.js'
+import { AgentAlreadyRunningError, DataDirNotWritableError, InvalidConfigError } from '../config/errors.js'
 import { loadIdentity } from '../config/identity.js'
 import { dataDirPaths, type DataDirPaths } from '../config/paths.js'
 import { BlobFetcher } from '../fetch/fetcher.js'
@@ -192,6 +193,7 @@ export class Agent {
         throw new AgentAlreadyRunningError(`an agent (pid ${running.pid}) already runs on ${options.dir}; stop it first or use another --dir`)
       }
     } else {
+      await requireWritable(options.dir)
       const level = await openLevelDatastore(paths.datastore, paths.agentFile, options.dir)
       const cached = new PeerCacheDatastore(level)
       await cached.open()
@@ -324,6 +326,19 @@ export class Agent {
 }
 
 /**
+ * Throws DataDirNotWritableError when the agent cannot write to `dir`. Every
+ * later step writes there, and their own errors would name a symptom (a
+ * missing datastore folder, a locked database) instead of the cause.
+ */
+async function requireWritable (dir: string): Promise<void> {
+  try {
+    await access(dir, constants.W_OK)
+  } catch (err: any) {
+    throw new DataDirNotWritableError(`data directory ${dir} is not writable (${err.code as string ?? err.message as string}): remount it read-write or give the agent's user write access, or pass another --dir; its contents are intact`)
+  }
+}
+
+/**
  * Opens the data directory's LevelDB, which only one process can hold.
  * Throws AgentAlreadyRunningError when another process holds its lock.
  */
@@ -339,6 +354,10 @@ async function openLevelDatastore (path: string, agentFile: string, dir: string)
       const running = await readAgentFile(agentFile).catch(() => undefined)
       const pid = running == null ? '' : ` (agent.json names pid ${running.pid})`
       throw new AgentAlreadyRunningError(`another agent already runs on ${dir}${pid}: its datastore ${path} is locked; stop that agent first or use another --dir`)
+    }
+    const code = err.cause?.code ?? err.code
+    if (code === 'EACCES' || code === 'EROFS' || code === 'EPERM') {
+      throw new DataDirNotWritableError(`could not open the datastore ${path} (${code as string}): make the data directory writable by the agent's user; its contents are intact`)
     }
     throw new Error(`could not open the datastore ${path}: ${err.cause?.message ?? err.message}; if another program changed it, restore it from a backup or remove the folder (the agent rebuilds its DHT and peer records, but loses its catalog of tags)`)
   }

@@ -23,3 +23,9 @@ export class AgentAlreadyRunningError extends Error {
   static override readonly name = 'AgentAlreadyRunningError'
   override readonly name = 'AgentAlreadyRunningError'
 }
+
+/** The data directory cannot be written, for example on a read-only filesystem or with the wrong owner. */
+export class DataDirNotWritableError extends Error {
+  static override readonly name = 'DataDirNotWritableError'
+  override readonly name = 'DataDirNotWritableError'
+}

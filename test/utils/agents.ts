@@ -16,7 +16,15 @@ export interface CliResult {
 
 /** Runs the CLI (or the script at `cliPath`, such as the bundle) to completion; never throws on a non-zero exit. */
 export async function runCli (args: string[], options: { env?: NodeJS.ProcessEnv, timeoutMs?: number, cliPath?: string } = {}): Promise<CliResult> {
-  const child = spawn(process.execPath, [options.cliPath ?? CLI_PATH, ...args], {
+  return runCommand(process.execPath, [options.cliPath ?? CLI_PATH, ...args], options)
+}
+
+/**
+ * Runs a program to completion; never throws on a non-zero exit. A program
+ * that cannot start gives a null code and the reason in stderr.
+ */
+export async function runCommand (command: string, args: string[], options: { env?: NodeJS.ProcessEnv, timeoutMs?: number } = {}): Promise<CliResult> {
+  const child = spawn(command, args, {
     env: { ...process.env, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
     timeout: options.timeoutMs ?? 60_000
@@ -25,7 +33,13 @@ export async function runCli (args: string[], options: { env?: NodeJS.ProcessEnv
   let stderr = ''
   child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString() })
   child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
-  const code = await new Promise<number | null>(resolve => child.once('close', resolve))
+  const code = await new Promise<number | null>(resolve => {
+    child.once('close', resolve)
+    child.once('error', (err) => {
+      stderr += `${command}: ${err.message}`
+      resolve(null)
+    })
+  })
   return { code, stdout, stderr }
 }
 

@@ -2,8 +2,8 @@ import { expect } from 'chai'
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { cleanUp, runCli, startAgent, type TestAgent } from '../../utils/agents.js'
-import { fixture } from '../../utils/paths.js'
+import { cleanUp, runCli, runCommand, startAgent, type TestAgent } from '../../utils/agents.js'
+import { CLI_PATH, fixture } from '../../utils/paths.js'
 
 describe('cli invalid input', function () {
   this.timeout(60_000)
@@ -69,6 +69,26 @@ describe('cli invalid input', function () {
 
     expect(result.code).to.equal(1)
     expect(result.stderr).to.match(/does not end in \/p2p\/PEER_ID/)
+  })
+
+  it('rejects a read-only data directory', async function () {
+    const dir = await mkdtemp(join(tmpdir(), 'km-readonly-'))
+    try {
+      await runCli(['init', '--dir', dir])
+      // A read-only bind mount in a user and mount namespace of its own, which
+      // also stops root, who would write through a mode of 0555.
+      const script = `mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && exec "$2" "$3" agent --dir "$1" --listen /ip4/127.0.0.1/tcp/0 --registry off --no-mdns`
+      const result = await runCommand('unshare', ['-rm', 'sh', '-c', script, 'sh', dir, process.execPath, CLI_PATH])
+      if (result.code !== 1 && /unshare|mount/.test(result.stderr)) {
+        this.skip()
+      }
+
+      expect(result.code).to.equal(1)
+      expect(result.stderr).to.match(/data directory \S+ is not writable \(EROFS\)/)
+      expect(result.stderr).to.not.match(/remove the folder/)
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
   })
 
   it('rejects a second agent on the same data directory', async () => {
