@@ -42,6 +42,8 @@ export const REGISTRY_ERRORS = {
   RANGE_INVALID: { code: 'RANGE_INVALID', status: 416, message: 'requested range not satisfiable' },
   PAGINATION_NUMBER_INVALID: { code: 'PAGINATION_NUMBER_INVALID', status: 400, message: 'invalid number of results requested' },
   ROUTE_UNKNOWN: { code: 'UNSUPPORTED', status: 404, message: 'unknown path in the OCI distribution API' },
+  URL_TOO_LONG: { code: 'UNSUPPORTED', status: 414, message: 'request URL is too long' },
+  MALFORMED_REQUEST: { code: 'UNSUPPORTED', status: 400, message: 'malformed HTTP request' },
   METHOD_NOT_ALLOWED: { code: 'UNSUPPORTED', status: 405, message: 'method not allowed on this path' },
   TOO_MANY_UPLOADS: { code: 'TOOMANYREQUESTS', status: 429, message: 'too many uploads in progress' },
   UNAVAILABLE: { code: 'UNAVAILABLE', status: 503, message: 'registry is shutting down or the request was cancelled' },
@@ -117,16 +119,20 @@ export function toRegistryError (err: unknown): RegistryError {
  * connection, so the client sees a short read instead of a truncated blob
  * that looks complete.
  */
+/** Renders the OCI JSON error body of `error`. */
+export function errorBody (error: RegistryError): Buffer {
+  return Buffer.from(JSON.stringify({
+    errors: [{ code: error.kind.code, message: error.message }]
+  }))
+}
+
 export function sendError (res: ServerResponse, error: RegistryError, options: { closeConnection?: boolean, head?: boolean } = {}): void {
   if (res.headersSent) {
     res.destroy()
     return
   }
 
-  const body = Buffer.from(JSON.stringify({
-    errors: [{ code: error.kind.code, message: error.message }]
-  }))
-
+  const body = errorBody(error)
   res.statusCode = error.kind.status
   for (const [name, value] of Object.entries(error.headers)) {
     res.setHeader(name, value)

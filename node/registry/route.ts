@@ -77,11 +77,24 @@ function repositoryName (path: string, namespace: string | null): RepositoryName
   return { path, repository, namespace }
 }
 
+/**
+ * Returns the path and query of an absolute URL as they were sent. The URL
+ * class is not used, because it would resolve `..` and percent-encoded dots,
+ * which the route check must see.
+ */
+function absolutePath (target: string): string {
+  const rest = target.replace(/^https?:\/\/[^/?#]*/i, '')
+  return rest.startsWith('/') ? rest : `/${rest}`
+}
+
 /** Parses a request URL (path and query, as node:http gives it) into a resource. */
-export function parseRoute (url: string): Route {
-  if (url.length > MAX_URL_LENGTH) {
-    throw new RegistryError('ROUTE_UNKNOWN', `request URL of ${url.length} characters is longer than the limit of ${MAX_URL_LENGTH}`)
+export function parseRoute (target: string): Route {
+  if (target.length > MAX_URL_LENGTH) {
+    throw new RegistryError('URL_TOO_LONG', `request URL of ${target.length} characters is longer than the limit of ${MAX_URL_LENGTH}`)
   }
+
+  // HTTP/1.1 servers must accept a target in absolute form, as a proxy gets it.
+  const url = /^https?:\/\//i.test(target) ? absolutePath(target) : target
 
   const questionMark = url.indexOf('?')
   const path = questionMark === -1 ? url : url.slice(0, questionMark)

@@ -19,7 +19,7 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import { createServer as createHttpsServer } from 'node:https'
 import { logger } from '@libp2p/logger'
 import { DEFAULT_FETCH_TIMEOUT_MS, DEFAULT_MAX_UPLOAD_BYTES, DEFAULT_MAX_UPLOADS, DEFAULT_RESOLVE_TIMEOUT_MS, DEFAULT_UPLOAD_TTL_MS } from './constants.js'
-import { RegistryError, RegistryStartError, sendError, toRegistryError } from './errors.js'
+import { errorBody, RegistryError, RegistryStartError, sendError, toRegistryError } from './errors.js'
 import { bodyStillArriving } from './http.js'
 import { dispatch } from './dispatch.js'
 import { Prefetcher } from './prefetch.js'
@@ -191,7 +191,8 @@ export class RegistryServer {
     log('rejected %s from %s - %s', tls ? 'a TLS handshake on the plain-HTTP port' : 'a malformed request', socket.remoteAddress, err.code ?? err.message)
 
     if (socket.writable && err.code !== 'ECONNRESET') {
-      socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n')
+      const body = errorBody(new RegistryError('MALFORMED_REQUEST', `malformed HTTP request (${err.code ?? err.message}); send HTTP/1.1 with a Host header${tls ? ', and plain HTTP: this port does not speak TLS' : ''}`))
+      socket.end(`HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${body.byteLength}\r\n\r\n${body.toString()}`)
     }
     socket.destroySoon()
   }

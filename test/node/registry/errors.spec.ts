@@ -81,7 +81,7 @@ const CASES: BadRequest[] = [
   { name: 'encoded slashes in pushed name', method: 'PUT', path: '/v2/demo/..%2f..%2fetc/manifests/v1', headers: OCI_MANIFEST_HEADERS, body: manifestWith([]), status: 400, code: 'NAME_INVALID' },
   { name: 'parent folder in blob path', method: 'GET', path: '/v2/demo/httpd/blobs/../../../etc/passwd', status: 404, code: 'UNSUPPORTED' },
   { name: 'repository name over 255 characters', method: 'GET', path: `/v2/${'a'.repeat(256)}/tags/list`, status: 400, code: 'NAME_INVALID' },
-  { name: 'URL over 2048 characters', method: 'GET', path: `/v2/demo/httpd/manifests/${'a'.repeat(2100)}`, status: 404, code: 'UNSUPPORTED' },
+  { name: 'URL over 2048 characters', method: 'GET', path: `/v2/demo/httpd/manifests/${'a'.repeat(2100)}`, status: 414, code: 'UNSUPPORTED' },
   { name: 'path outside /v2/', method: 'GET', path: '/v3/', status: 404, code: 'UNSUPPORTED' },
   { name: 'short manifest digest', method: 'GET', path: '/v2/demo/httpd/manifests/sha256:abc', status: 400, code: 'DIGEST_INVALID' },
   { name: 'sha512 manifest digest', method: 'GET', path: `/v2/demo/httpd/manifests/sha512:${'a'.repeat(128)}`, status: 400, code: 'DIGEST_INVALID' },

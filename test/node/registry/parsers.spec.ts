@@ -31,7 +31,8 @@ describe('registry route', () => {
     [`/v2/demo/httpd/blobs/${DIGEST}`, { kind: 'blob', repository: { path: 'demo/httpd', repository: 'demo/httpd' }, digest: DIGEST }],
     [`/v2/demo/blobs/blobs/${DIGEST}`, { kind: 'blob', repository: { path: 'demo/blobs', repository: 'demo/blobs' }, digest: DIGEST }],
     [`/v2/demo/httpd/referrers/${DIGEST}`, { kind: 'referrers', repository: { path: 'demo/httpd', repository: 'demo/httpd' }, digest: DIGEST }],
-    ['/v2/library/busybox/manifests/1.35?ns=docker.io', { kind: 'manifest', repository: { path: 'library/busybox', repository: 'docker.io/library/busybox', namespace: 'docker.io' }, reference: '1.35' }]
+    ['/v2/library/busybox/manifests/1.35?ns=docker.io', { kind: 'manifest', repository: { path: 'library/busybox', repository: 'docker.io/library/busybox', namespace: 'docker.io' }, reference: '1.35' }],
+    ['http://127.0.0.1:5000/v2/demo/httpd/tags/list', { kind: 'tags', repository: { path: 'demo/httpd', repository: 'demo/httpd' } }]
   ]
 
   for (const [url, expected] of cases) {
@@ -46,11 +47,13 @@ describe('registry route', () => {
     ['/v2/demo//httpd/tags/list', 'InvalidReferenceError'],
     ['/v2/demo/httpd/manifests/', 'ROUTE_UNKNOWN'],
     ['/v1/demo/tags/list', 'ROUTE_UNKNOWN'],
-    ['/v2/demo/httpd/tags/list?ns=host:5000', 'NAME_UNKNOWN']
+    ['/v2/demo/httpd/tags/list?ns=host:5000', 'NAME_UNKNOWN'],
+    ['http://127.0.0.1:5000/v2/demo/%2e%2e/tags/list', 'InvalidReferenceError'],
+    [`/v2/demo/httpd/tags/list?last=${'a'.repeat(3000)}`, 'URL_TOO_LONG']
   ]
 
   for (const [url, name] of rejected) {
-    it(`rejects ${url} with ${name}`, () => {
+    it(`rejects ${url.slice(0, 60)} with ${name}`, () => {
       assert.equal(errorName(() => parseRoute(url)), name)
     })
   }

@@ -72,6 +72,9 @@ describe('registry server', () => {
     })
 
     assert.match(reply, /^HTTP\/1\.1 400 /)
+    const body = JSON.parse(reply.slice(reply.indexOf('\r\n\r\n') + 4)) as { errors: Array<{ code: string, message: string }> }
+    assert.equal(body.errors[0]?.code, 'UNSUPPORTED')
+    assert.match(body.errors[0]?.message ?? '', /this port does not speak TLS/)
   })
 
   it('stop closes kept-alive connections', async () => {
