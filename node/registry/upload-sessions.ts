@@ -94,7 +94,8 @@ export class UploadSessions {
   /** Starts an empty upload in a repository. */
   async create (repository: string): Promise<UploadSession> {
     if (this.sessions.size >= this.init.maxUploads) {
-      throw new RegistryError('TOO_MANY_UPLOADS', `${this.sessions.size} uploads are already in progress, the limit is ${this.init.maxUploads}: finish or cancel one, or wait ${Math.ceil(this.init.uploadTtlMs / 1000)} s for idle ones to expire`)
+      const emptyTtlSeconds = Math.ceil(Math.min(this.init.uploadTtlMs, EMPTY_UPLOAD_TTL_MS) / 1000)
+      throw new RegistryError('TOO_MANY_UPLOADS', `${this.sessions.size} uploads are already in progress, the limit is ${this.init.maxUploads}: finish or cancel one, or wait for idle ones to expire (after ${emptyTtlSeconds} s when empty, ${Math.ceil(this.init.uploadTtlMs / 1000)} s otherwise)`, { 'Retry-After': String(emptyTtlSeconds) })
     }
 
     const id = randomUUID()

@@ -224,6 +224,8 @@ describe('registry uploads', () => {
 
     assert.equal(response.status, 429)
     assert.equal(response.code, 'TOOMANYREQUESTS')
+    // Idle uploads here expire after 60 s, sooner than the 5 minutes of an empty one.
+    assert.equal(response.headers['retry-after'], '60')
   })
 
   it('chunk over the limit cancels the upload', async () => {
