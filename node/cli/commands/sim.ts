@@ -49,7 +49,8 @@ Options:
       scenario = await loadScenario(file ?? '')
     } catch (err: any) {
       if (err instanceof InvalidScenarioError) {
-        console.error(`kilomesh sim: ${err.message}`)
+        // The same JSON error line that every command prints with --json.
+        console.error(values.json === true ? JSON.stringify({ error: { command: 'sim', name: err.name, message: err.message } }) : `kilomesh sim: ${err.message}`)
         return 2
       }
       throw err

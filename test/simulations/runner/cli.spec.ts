@@ -79,6 +79,20 @@ expect:
     expect(result.stdout).to.equal('')
   })
 
+  it('invalid scenario with --json prints a JSON error', async () => {
+    const { folder, file } = await writeScenario('name: bad\nnodes: 2\nevents:\n  - { at: 1s, crash: { nodes: [7] } }\n')
+    folders.push(folder)
+
+    const result = await runCli(['sim', 'run', file, '--json'])
+
+    expect(result.code).to.equal(2)
+    const error = (JSON.parse(result.stderr) as { error: { command: string, name: string, message: string } }).error
+    expect(error.command).to.equal('sim')
+    expect(error.name).to.equal('InvalidScenarioError')
+    expect(error.message).to.include('events[0].crash.nodes: node 7 does not exist')
+    expect(result.stdout).to.equal('')
+  })
+
   it('validate prints the sorted timeline', async () => {
     const { folder, file } = await writeScenario(PASSING)
     folders.push(folder)
