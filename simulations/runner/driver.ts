@@ -103,17 +103,20 @@ export class Driver {
     await this.waitForBackground(scenario.run.stopTimeoutMs)
   }
 
-  /** Describes each expectation's result for the timeline and the failure list; call after `run`. */
+  /**
+   * Reports the expectations that the run ended before deciding, and lists
+   * every failed one in the failure list, in the scenario's order; call
+   * after `run`. Decided expectations were printed when they were decided.
+   */
   summarise (): void {
     for (const state of this.expectations) {
-      const by = formatSeconds(state.expectation.byMs).trim()
-      if (state.status === 'met') {
-        this.init.timeline.add('expectation', `expectation ${state.expectation.index} met: ${state.text} (deadline ${by})`, state.decidedAtMs)
-      } else {
-        const reason = state.reason ?? 'the run ended before it was decided'
-        const text = `expectation ${state.expectation.index} FAILED: ${state.text} by ${by}: ${reason}`
-        this.failures.push(text)
-        this.init.timeline.add('expectation', text, state.decidedAtMs)
+      if (state.status === 'pending') {
+        state.status = 'failed'
+        this.report(state)
+      }
+      if (state.status === 'failed') {
+        const by = formatSeconds(state.expectation.byMs).trim()
+        this.failures.push(`expectation ${state.expectation.index} FAILED: ${state.text} by ${by}: ${state.reason ?? 'the run ended before it was decided'}`)
       }
     }
   }
@@ -211,12 +214,23 @@ export class Driver {
       if (reason == null) {
         state.status = 'met'
         state.decidedAtMs = Math.round(nowMs)
+        this.report(state)
       } else if (nowMs >= byMs) {
         state.status = 'failed'
         state.decidedAtMs = Math.round(nowMs)
         state.reason = reason
+        this.report(state)
       }
     }
+  }
+
+  /** Adds an expectation's result to the timeline, which prints it at once. */
+  private report (state: ExpectationState): void {
+    const by = formatSeconds(state.expectation.byMs).trim()
+    const text = state.status === 'met'
+      ? `expectation ${state.expectation.index} met: ${state.text} (deadline ${by})`
+      : `expectation ${state.expectation.index} FAILED: ${state.text} by ${by}: ${state.reason ?? 'the run ended before it was decided'}`
+    this.init.timeline.add('expectation', text, state.decidedAtMs)
   }
 
   private finished (): boolean {

@@ -68,6 +68,30 @@ expect:
     expect(result.stdout).to.include('FAILED:\n  expectation 0 FAILED: every running node holds demo/httpd:stable = httpd-v1 by 2.000s: 1 of 2 node(s) fall short: node 1 does not know the tag')
   })
 
+  it('run prints each expectation when decided', async () => {
+    const { folder, file } = await writeScenario(`name: cli-early
+nodes: 2
+${IMAGES}
+events:
+  - { at: 0s, subscribe: { nodes: all, ref: demo/httpd:stable } }
+  - { at: 3s, publish: { node: 0, image: httpd-v1, ref: demo/httpd:stable } }
+expect:
+  - { by: 1s, all: { ref: demo/httpd:stable, image: httpd-v1 } }
+  - { by: 15s, all: { ref: demo/httpd:stable, image: httpd-v1 } }
+`)
+    folders.push(folder)
+
+    const result = await runCli(['sim', 'run', file, '--report', join(folder, 'report')])
+
+    // The first expectation fails at 1 s, before the publish at 3 s is applied.
+    const failedAt = result.stdout.indexOf('expectation 0 FAILED')
+    const publishedAt = result.stdout.indexOf('publish httpd-v1 as demo/httpd:stable')
+    expect(result.code).to.equal(1)
+    expect(failedAt).to.be.greaterThan(-1)
+    expect(publishedAt).to.be.greaterThan(failedAt)
+    expect(result.stdout).to.include('expectation 1 met')
+  })
+
   it('invalid scenario exits 2 naming the field', async () => {
     const { folder, file } = await writeScenario('name: bad\nnodes: 2\nevents:\n  - { at: 1s, crash: { nodes: [7] } }\n')
     folders.push(folder)
