@@ -1,6 +1,7 @@
 import { strict as assert } from 'node:assert'
 import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { initDataDir } from '../../../node/config/init.js'
 import { InvalidExportDestinationError, NoMatchingPlatformError } from '../../../node/image/errors.js'
 import { exportImage, listImageBlobs } from '../../../node/image/export.js'
 import { importImage } from '../../../node/image/import.js'
@@ -100,6 +101,21 @@ describe('image/export', () => {
     await exportImage(store, imported.descriptor, destination, 'v1')
 
     assert.deepEqual(await readFile(layerPath), await readFile(join(FIXTURES, 'micro-httpd', 'blobs', 'sha256', '6605c25f659b195ee6cf445c35a56180b3a2f26db15740fb46de7076b7f728b2')))
+  })
+
+  it('export rejects an agent data directory', async () => {
+    const store = await createStore(folders)
+    const imported = await importImage(store, join(FIXTURES, 'micro-httpd:v1'))
+    const destination = await folders.create()
+    await initDataDir(destination)
+    const indexBefore = await readFile(join(destination, 'index.json'))
+
+    await assert.rejects(exportImage(store, imported.descriptor, destination, 'v1'), (err: Error) => {
+      assert.ok(err instanceof InvalidExportDestinationError)
+      assert.match(err.message, /is a kilomesh agent's data directory/)
+      return true
+    })
+    assert.deepEqual(await readFile(join(destination, 'index.json')), indexBefore)
   })
 
   it('export rejects a folder that is not a layout', async () => {
