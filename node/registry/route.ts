@@ -70,7 +70,8 @@ function repositoryName (path: string, namespace: string | null): RepositoryName
     return { path, repository: path }
   }
 
-  const repository = `${namespace}/${path}`
+  // Host names are case-insensitive, and repository names are lower case.
+  const repository = `${namespace.toLowerCase()}/${path}`
   if (!isRepository(repository)) {
     throw new RegistryError('NAME_UNKNOWN', `repository ${JSON.stringify(path)} of registry ${JSON.stringify(namespace.slice(0, 100))} cannot be held by kilomesh: "${namespace.slice(0, 100)}/${path}" is not a valid repository name`)
   }

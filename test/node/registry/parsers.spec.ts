@@ -32,7 +32,8 @@ describe('registry route', () => {
     [`/v2/demo/blobs/blobs/${DIGEST}`, { kind: 'blob', repository: { path: 'demo/blobs', repository: 'demo/blobs' }, digest: DIGEST }],
     [`/v2/demo/httpd/referrers/${DIGEST}`, { kind: 'referrers', repository: { path: 'demo/httpd', repository: 'demo/httpd' }, digest: DIGEST }],
     ['/v2/library/busybox/manifests/1.35?ns=docker.io', { kind: 'manifest', repository: { path: 'library/busybox', repository: 'docker.io/library/busybox', namespace: 'docker.io' }, reference: '1.35' }],
-    ['http://127.0.0.1:5000/v2/demo/httpd/tags/list', { kind: 'tags', repository: { path: 'demo/httpd', repository: 'demo/httpd' } }]
+    ['http://127.0.0.1:5000/v2/demo/httpd/tags/list', { kind: 'tags', repository: { path: 'demo/httpd', repository: 'demo/httpd' } }],
+    ['/v2/library/busybox/tags/list?ns=DOCKER.IO', { kind: 'tags', repository: { path: 'library/busybox', repository: 'docker.io/library/busybox', namespace: 'DOCKER.IO' } }]
   ]
 
   for (const [url, expected] of cases) {
