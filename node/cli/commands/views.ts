@@ -67,7 +67,7 @@ ${COMMON_HELP}`,
 
 export const imagesCommand: Command = {
   name: 'images',
-  summary: 'list the tags this agent knows and whether their images are local',
+  summary: 'list the tags this agent knows and whether their manifests are local',
   help: `Usage: kilomesh images [--dir DIR] [--json]
 
 Options:
