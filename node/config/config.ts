@@ -32,6 +32,17 @@ export interface AgentConfig {
   [key: string]: unknown
 }
 
+/**
+ * Keys of config.json that the agent reads. Others are kept when the file is
+ * rewritten, for a newer version of kilomesh, but nothing reads them.
+ */
+export const KNOWN_CONFIG_KEYS: readonly string[] = ['listen', 'bootstrap', 'registry', 'mdns', 'minConnections', 'subscriptions', 'holds', 'trust', 'maxStorageBytes', 'swarmKey', 'registryTls']
+
+/** Returns the keys of `config` that no part of the agent reads, such as a misspelt setting. */
+export function unknownConfigKeys (config: AgentConfig): string[] {
+  return Object.keys(config).filter(key => !KNOWN_CONFIG_KEYS.includes(key))
+}
+
 /** Returns a fresh configuration with the defaults. */
 export function defaultConfig (): AgentConfig {
   return { listen: [...DEFAULT_LISTEN], bootstrap: [], registry: DEFAULT_REGISTRY, mdns: true, minConnections: DEFAULT_MIN_CONNECTIONS }

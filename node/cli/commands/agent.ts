@@ -90,6 +90,14 @@ ${COMMON_HELP}`,
         console.log(`  private network: only peers with the swarm key ${agent.context.swarmKeyPath} connect`)
       }
     }
+    // A misspelt setting would otherwise leave the device on its default,
+    // such as no storage quota, without a word.
+    const { KNOWN_CONFIG_KEYS, unknownConfigKeys } = await import('../../config/config.js')
+    const unknown = unknownConfigKeys(agent.context.config)
+    if (unknown.length > 0) {
+      console.error(`warning: ${agent.context.paths.config} has key(s) that kilomesh does not read: ${unknown.map(key => JSON.stringify(key)).join(', ')}; check the spelling against ${KNOWN_CONFIG_KEYS.join(', ')}`)
+    }
+
     // A key that others may read lets them join the private network, so this
     // warning is printed whatever the log settings.
     if (agent.context.swarmKeyPath != null) {

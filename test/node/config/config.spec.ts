@@ -1,5 +1,5 @@
 import { expect } from 'chai'
-import { parseBootstrapAddress, validateConfig } from '../../../node/config/config.js'
+import { defaultConfig, parseBootstrapAddress, unknownConfigKeys, validateConfig } from '../../../node/config/config.js'
 import { InvalidConfigError } from '../../../node/config/errors.js'
 
 const PEER_ID = '12D3KooWJ4dY2kFZkCZxH4nqRznbDgK4NnsVPLB4o6Ggg6xiHkQR'
@@ -45,6 +45,12 @@ describe('config validation', () => {
       expect(error?.message).to.include('config.json')
     })
   }
+
+  it('unknown keys are named', () => {
+    const config = { ...defaultConfig(), maxStorage: 1_000, subscriptions: ['demo/httpd'] }
+
+    expect(unknownConfigKeys(config)).to.deep.equal(['maxStorage'])
+  })
 
   it('trust section with valid entries passes', () => {
     const trust = { mode: 'explicit', entries: [{ peerId: PEER_ID, repository: 'demo/*' }] }
