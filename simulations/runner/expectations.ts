@@ -48,6 +48,9 @@ export function evaluate (check: ExpectationCheck, context: CheckContext): strin
     if (byDigest.size === 1 && !byDigest.has('nothing')) {
       return null
     }
+    if (byDigest.size === 1) {
+      return `no running node resolves ${check.ref} yet`
+    }
     return `the running nodes disagree: ${[...byDigest].map(([label, nodes]) => `nodes ${formatNodes(nodes)} resolve it to ${label}`).join('; ')}`
   }
 

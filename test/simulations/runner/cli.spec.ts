@@ -92,6 +92,21 @@ expect:
     expect(result.stdout).to.include('expectation 1 met')
   })
 
+  it('converged fails when no node knows the tag', async () => {
+    const { folder, file } = await writeScenario(`name: cli-unknown
+nodes: 2
+${IMAGES}
+expect:
+  - { by: 1s, converged: { ref: demo/httpd:stable } }
+`)
+    folders.push(folder)
+
+    const result = await runCli(['sim', 'run', file, '--report', join(folder, 'report')])
+
+    expect(result.code).to.equal(1)
+    expect(result.stdout).to.include('expectation 0 FAILED: every running node resolves demo/httpd:stable to the same image by 1.000s: no running node resolves demo/httpd:stable yet')
+  })
+
   it('invalid scenario exits 2 naming the field', async () => {
     const { folder, file } = await writeScenario('name: bad\nnodes: 2\nevents:\n  - { at: 1s, crash: { nodes: [7] } }\n')
     folders.push(folder)
