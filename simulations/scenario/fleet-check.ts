@@ -4,7 +4,7 @@
  * before the join that creates it is an error in the file, not at run time.
  */
 import { child, invalid, type FieldPath } from './values.js'
-import type { EventAction, Expectation, NodeSelector, ScenarioEvent } from './types.js'
+import type { EventAction, Expectation, LinkRule, NodeSelector, ScenarioEvent } from './types.js'
 
 function checkIndices (indices: number[], count: number, at: FieldPath, when: string): void {
   const bad = indices.find(index => index >= count)
@@ -82,4 +82,16 @@ export function checkFleet (events: ScenarioEvent[], expectations: Expectation[]
     }
   }
   return count
+}
+
+/**
+ * Checks the node indices of the top-level link rules. A rule may name
+ * nodes that a join adds later, so the limit is the fleet after the last join.
+ */
+export function checkLinkRules (rules: LinkRule[], maxNodes: number, file: string): void {
+  rules.forEach((rule, i) => {
+    const at: FieldPath = { file, path: `links[${i}]` }
+    checkSelector(rule.from, maxNodes, child(at, 'from'), 'after the last join')
+    checkSelector(rule.to, maxNodes, child(at, 'to'), 'after the last join')
+  })
 }

@@ -9,7 +9,7 @@ import { parse as parseYaml } from 'yaml'
 import { DEFAULT_RUN_SETTINGS, MAX_NODES } from '../constants.js'
 import { InvalidScenarioError } from '../errors.js'
 import { readEvent, readLinkParams, readLinkRule, readRef, type RawEvent } from './events.js'
-import { checkFleet } from './fleet-check.js'
+import { checkFleet, checkLinkRules } from './fleet-check.js'
 import { child, invalid, isMapping, readBoolean, readDuration, readInteger, readMapping, readNodeIndices, readString, show, type FieldPath } from './values.js'
 import type { AgentSettings, Expectation, ExpectationCheck, RunSettings, Scenario, ScenarioTrust, Topology } from './types.js'
 
@@ -61,6 +61,11 @@ export async function parseScenario (text: string, options: { file: string, base
 
   const expectations = readExpectations(fields.expect ?? [], at('expect'))
   const maxNodes = checkFleet(events, expectations, nodes, images, options.file)
+  if (maxNodes > MAX_NODES) {
+    throw invalid(at('events'), `the join events grow the fleet to ${maxNodes} nodes, above the limit of ${MAX_NODES}`, `join at most ${MAX_NODES - nodes} nodes in all`)
+  }
+  const links = readList(fields.links, at('links')).map((value, i) => readLinkRule(value, child(at('links'), i)))
+  checkLinkRules(links, maxNodes, options.file)
 
   return {
     name: readName(fields.name, at('name')),
@@ -71,7 +76,7 @@ export async function parseScenario (text: string, options: { file: string, base
     transport: readTransport(fields.transport, at('transport')),
     topology: readTopology(fields.topology, at('topology'), nodes),
     link: { latencyMs: 0, jitterMs: 0, bandwidthKbps: 0, ...(fields.link === undefined ? {} : readLinkParams(readMapping(fields.link, at('link'), ['latencyMs', 'jitterMs', 'bandwidthKbps'], '{ latencyMs: 20, jitterMs: 5, bandwidthKbps: 20000 }'), at('link'))) },
-    links: readList(fields.links, at('links')).map((value, i) => readLinkRule(value, child(at('links'), i))),
+    links,
     images,
     trust: readTrust(fields.trust, at('trust'), nodes),
     agent: readAgentSettings(fields.agent, at('agent')),

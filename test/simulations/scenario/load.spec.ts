@@ -167,6 +167,8 @@ describe('scenario loader', () => {
       ['an undefined image', `${MINIMAL}events:\n  - { at: 1s, publish: { node: 0, image: v9, ref: demo/a:b } }\n`, [/events\[0\]\.publish\.image: image "v9" is not defined; use one of: v1, or add it under images/]],
       ['a node that does not exist', `${MINIMAL}events:\n  - { at: 1s, crash: { nodes: [0-4] } }\n`, [/events\[0\]\.crash\.nodes: node 4 does not exist at 1000 ms, when the fleet has nodes 0 to 3; use indices from 0 to 3, or add a join event before it/]],
       ['a node used before its join', `${MINIMAL}events:\n  - { at: 1s, crash: { nodes: [4] } }\n  - { at: 2s, join: { count: 1 } }\n`, [/node 4 does not exist at 1000 ms/]],
+      ['a link rule naming a missing node', `${MINIMAL}links:\n  - { from: [0], to: [9], latencyMs: 50 }\n`, [/links\[0\]\.to: node 9 does not exist after the last join, when the fleet has nodes 0 to 3/]],
+      ['joins past the node limit', `${MINIMAL}events:\n  - { at: 1s, join: { count: 997 } }\n`, [/the join events grow the fleet to 1001 nodes, above the limit of 1000; join at most 996 nodes in all/]],
       ['a reference without tag', `${MINIMAL}events:\n  - { at: 1s, publish: { node: 0, image: v1, ref: demo/httpd } }\n`, [/events\[0\]\.publish\.ref: invalid reference "demo\/httpd": missing tag/, /give REPOSITORY:TAG/]],
       ['a backwards range', `${MINIMAL}events:\n  - { at: 1s, crash: { nodes: 3-1 } }\n`, [/events\[0\]\.crash\.nodes: range "3-1" runs backwards; write the lower index first, such as 1-3/]],
       ['a node in two groups', `${MINIMAL}events:\n  - { at: 1s, partition: [[0, 1], [1, 2]] }\n`, [/events\[0\]\.partition\[1\]: node 1 is also in group 0; put each node in one group only/]],
