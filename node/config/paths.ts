@@ -1,12 +1,17 @@
 /** Locations of the files inside a kilomesh data directory. */
 import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
+import { InvalidConfigError } from './errors.js'
 
 /** Environment variable that sets the data directory when `--dir` is not given. */
 export const DATA_DIR_ENV = 'KILOMESH_DIR'
 
 /** Returns the data directory: `--dir`, else `$KILOMESH_DIR`, else `~/.kilomesh`, as an absolute path. */
 export function resolveDataDir (flag?: string): string {
+  // An empty flag, often an unset shell variable, must not fall back to the home folder.
+  if (flag === '') {
+    throw new InvalidConfigError(`--dir is empty; give the data directory, or leave the flag out to use $${DATA_DIR_ENV} or ~/.kilomesh`)
+  }
   const chosen = flag ?? process.env[DATA_DIR_ENV]
   return resolve(chosen != null && chosen !== '' ? chosen : join(homedir(), '.kilomesh'))
 }

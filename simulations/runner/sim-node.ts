@@ -127,9 +127,13 @@ export class SimNode {
     await writeFileAtomic(paths.identity, privateKeyToProtobuf(key), { mode: IDENTITY_FILE_MODE })
     await initDataDir(this.dir)
 
+    // A folder kept with --keep-data may be started as a real agent later,
+    // which should then stay on loopback and send no mDNS multicast.
     const config = await loadConfig(paths.config)
     config.trust = trust
     config.registry = 'off'
+    config.listen = ['/ip4/127.0.0.1/tcp/0']
+    config.mdns = false
     await saveConfig(paths.config, config)
   }
 

@@ -64,6 +64,13 @@ describe('cli invalid input', function () {
     expect((JSON.parse(unparsable.stderr) as { error: { name: string } }).error.name).to.equal('UsageError')
   })
 
+  it('rejects an empty --dir', async () => {
+    const result = await runCli(['status', '--dir', ''])
+
+    expect(result.code).to.equal(1)
+    expect(result.stderr).to.match(/--dir is empty; give the data directory/)
+  })
+
   it('rejects a bad bootstrap address at agent start', async () => {
     const result = await runCli(['agent', '--dir', agent.dir, '--bootstrap', '/ip4/127.0.0.1/tcp/1'])
 
