@@ -11,6 +11,7 @@ import { isIndexMediaType } from '../image/media-types.js'
 import { formatPlatform, localPlatform, MAX_INDEX_NESTING_DEPTH, platformMatches, selectNestedManifests } from '../image/platform.js'
 import { connectedPeers } from '../net/peers.js'
 import { resolveFromPeers } from '../net/resolve.js'
+import { sleep } from '../net/signals.js'
 import { CorruptBlobError } from '../store/errors.js'
 import { PullTimeoutError, TagNotFoundError } from './errors.js'
 import type { AgentContext } from './agent.js'
@@ -21,6 +22,9 @@ const log = logger('kilomesh:pull')
 
 /** Blobs fetched at once while pulling one image. */
 const PULL_CONCURRENCY = 4
+
+/** Time between two requests for a tag that no peer knew yet, while a pull waits for sources, in ms. */
+const TAG_RETRY_MS = 1_000
 
 export interface PullOptions extends AbortOptions {
   /** Layout folder to export the image to. */
@@ -33,7 +37,10 @@ export interface PullOptions extends AbortOptions {
    */
   platformRequired?: boolean
   onProgress?: (progress: FetchProgress) => void
-  /** How long each blob fetch keeps looking when no peer holds it yet; see FetchOptions. */
+  /**
+   * How long each blob fetch keeps looking when no peer holds it yet (see
+   * FetchOptions), and how long a tag no peer knows is asked for again.
+   */
   waitForSourcesMs?: number
   /**
    * Peers to fetch from first when the reference names a digest, such as the
@@ -117,7 +124,14 @@ async function pullParsed (context: AgentContext, parsed: ImageReference, refere
   if (parsed.digest != null) {
     root = { digest: parsed.digest, mediaType: '', size: -1 }
   } else {
-    const resolved = await resolveTag(context, parsed.repository, parsed.tag, options)
+    // A tag may reach this agent a moment after the pull starts, while its
+    // record spreads; within the wait for sources the pull asks again.
+    const waitUntilMs = Date.now() + (options.waitForSourcesMs ?? 0)
+    let resolved = await resolveTag(context, parsed.repository, parsed.tag, options)
+    while (resolved == null && context.catalog.get(parsed.repository, parsed.tag) == null && Date.now() + TAG_RETRY_MS <= waitUntilMs) {
+      await sleep(TAG_RETRY_MS, options.signal)
+      resolved = await resolveTag(context, parsed.repository, parsed.tag, options)
+    }
     const tombstone = context.catalog.get(parsed.repository, parsed.tag)
     if (resolved == null && tombstone?.record.deleted === true) {
       throw new TagNotFoundError(`tag ${reference} was deleted by ${tombstone.record.publisher} at ${new Date(tombstone.record.hlc.wallMs).toISOString()}; pull an image by digest (REPOSITORY@sha256:...), or publish the tag again`)

@@ -10,6 +10,9 @@ export const CONTROL_PREFIX = '/v1'
 /** Largest request body the control server reads. */
 export const MAX_CONTROL_BODY_BYTES = 64 * 1024
 
+/** Pull time limit when the request gives none, in seconds. */
+export const DEFAULT_PULL_TIMEOUT_SECONDS = 300
+
 /** Error body of every failed control request. */
 export interface ControlErrorBody {
   error: { name: string, message: string }

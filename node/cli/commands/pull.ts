@@ -4,7 +4,7 @@ import { ControlClient } from '../../control/client.js'
 import { isIndexMediaType } from '../../image/media-types.js'
 import { COMMON_HELP, UsageError, formatBytes, shortDigest, type Command } from '../command.js'
 import type { PullResult } from '../../agent/pull.js'
-import type { PullEvent } from '../../control/protocol.js'
+import { DEFAULT_PULL_TIMEOUT_SECONDS, type PullEvent } from '../../control/protocol.js'
 
 /** Returns what the pulled digest is, such as " (image index of 2 platforms: ...)", or nothing for a plain image. */
 function describeImage (result: PullResult): string {
@@ -21,7 +21,7 @@ function describeImage (result: PullResult): string {
 export const pullCommand: Command = {
   name: 'pull',
   summary: 'fetch an image through the mesh and write it as an OCI image layout',
-  help: `Usage: kilomesh pull REPOSITORY:TAG|REPOSITORY@DIGEST [--to LAYOUT_DIR] [--platform OS/ARCH|all] [--timeout SECONDS] [--dir DIR]
+  help: `Usage: kilomesh pull REPOSITORY:TAG|REPOSITORY@DIGEST [--to LAYOUT_DIR] [--platform OS/ARCH|all] [--timeout SECONDS] [--wait SECONDS] [--dir DIR]
 
 Fetches whatever the agent does not hold yet from connected peers, verifying
 every blob against its digest, and writes an OCI image layout whose
@@ -36,11 +36,16 @@ Options:
                        index with every platform, which the tag then names
                        (default: this machine's)
   --timeout SECONDS    give up after this many seconds (default 300)
+  --wait SECONDS       keep looking this long for a peer that has the tag
+                       and each blob, for an image still spreading through
+                       the mesh (default: fail within about 2 seconds when
+                       no peer has a blob)
 ${COMMON_HELP}`,
   options: {
     to: { type: 'string' },
     platform: { type: 'string' },
-    timeout: { type: 'string' }
+    timeout: { type: 'string' },
+    wait: { type: 'string' }
   },
   positionals: [1, 1],
   async run (values, [reference]) {
@@ -49,6 +54,14 @@ ${COMMON_HELP}`,
       timeoutSeconds = Number(values.timeout)
       if (!Number.isFinite(timeoutSeconds) || timeoutSeconds <= 0) {
         throw new UsageError(`invalid --timeout ${JSON.stringify(values.timeout)}: give a number of seconds above 0`)
+      }
+    }
+
+    let waitSeconds: number | undefined
+    if (values.wait != null) {
+      waitSeconds = Number(values.wait)
+      if (!Number.isFinite(waitSeconds) || waitSeconds < 0 || waitSeconds > (timeoutSeconds ?? DEFAULT_PULL_TIMEOUT_SECONDS)) {
+        throw new UsageError(`invalid --wait ${JSON.stringify(values.wait)}: give a number of seconds from 0 up to the --timeout (${timeoutSeconds ?? DEFAULT_PULL_TIMEOUT_SECONDS})`)
       }
     }
 
@@ -62,7 +75,7 @@ ${COMMON_HELP}`,
     }
 
     const to = typeof values.to === 'string' ? resolve(values.to) : undefined
-    const result = await client.pull<PullResult>({ reference, to, platform: values.platform, timeoutSeconds }, onEvent)
+    const result = await client.pull<PullResult>({ reference, to, platform: values.platform, timeoutSeconds, waitSeconds }, onEvent)
     if (showProgress) {
       process.stdout.write('\r\x1b[K')
     }

@@ -9,12 +9,11 @@ import { parseBootstrapAddress } from '../../config/config.js'
 import { parsePlatform } from '../../image/platform.js'
 import { explainDialFailure } from '../../net/swarm-key-check.js'
 import { RequestError, optionalString, requireString, type ControlRoute } from '../route.js'
-import type { PullEvent } from '../protocol.js'
+import { DEFAULT_PULL_TIMEOUT_SECONDS, type PullEvent } from '../protocol.js'
 
 const log = logger('kilomesh:control')
 
-/** Default and largest pull time limit, in seconds. */
-const DEFAULT_PULL_TIMEOUT_SECONDS = 300
+/** Largest pull time limit, in seconds. */
 const MAX_PULL_TIMEOUT_SECONDS = 24 * 3600
 
 /** Time allowed to dial a peer named by `kilomesh connect`. */
@@ -88,6 +87,10 @@ export const coreRoutes: ControlRoute[] = [
       if (typeof timeoutSeconds !== 'number' || !(timeoutSeconds > 0) || timeoutSeconds > MAX_PULL_TIMEOUT_SECONDS) {
         throw new RequestError(400, `invalid timeout ${JSON.stringify(timeoutSeconds)}: give a number of seconds above 0 and at most ${MAX_PULL_TIMEOUT_SECONDS}`)
       }
+      const waitSeconds = body.waitSeconds ?? 0
+      if (typeof waitSeconds !== 'number' || !(waitSeconds >= 0) || waitSeconds > timeoutSeconds) {
+        throw new RequestError(400, `invalid wait ${JSON.stringify(waitSeconds)}: give a number of seconds from 0 up to the timeout of ${timeoutSeconds} s`)
+      }
       const platformText = optionalString(body, 'platform')
       const platform = platformText == null ? undefined : parsePlatform(platformText)
 
@@ -101,6 +104,8 @@ export const coreRoutes: ControlRoute[] = [
           platform,
           platformRequired: platform != null,
           signal: AbortSignal.timeout(timeoutSeconds * 1000),
+          // Without a wait, the fetcher's short default applies.
+          waitForSourcesMs: waitSeconds > 0 ? waitSeconds * 1000 : undefined,
           onProgress: progress => {
             // At most ten progress lines a second, plus the last one of each blob.
             const now = Date.now()

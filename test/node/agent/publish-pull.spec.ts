@@ -149,6 +149,29 @@ describe('agent publish and pull across two agents', function () {
     }
   })
 
+  it('pull --wait takes a tag published during the wait', async () => {
+    const out = await outputFolder()
+
+    // The tag and its blobs exist nowhere when the pull starts.
+    const pull = runCli(['pull', 'demo/later:v2', '--to', out, '--dir', b.dir, '--wait', '30', '--json'])
+    await new Promise(resolve => setTimeout(resolve, 2_000))
+    await runCliOk(['publish', 'demo/later:v2', '--from', `${fixture('micro-httpd')}:v2`, '--dir', a.dir])
+    const result = await pull
+
+    expect(result.code, result.stderr).to.equal(0)
+    const pulled = JSON.parse(result.stdout) as { digest: string, fetchedBlobs: number }
+    expect(pulled.digest).to.equal((await findRef(fixture('micro-httpd'), 'v2'))?.digest)
+    expect(pulled.fetchedBlobs).to.be.greaterThan(0)
+    expect(await blobNames(out)).to.have.length(3)
+  })
+
+  it('pull --wait above the timeout is a usage error', async () => {
+    const result = await runCli(['pull', 'demo/httpd:v1', '--dir', b.dir, '--timeout', '10', '--wait', '20'])
+
+    expect(result.code).to.equal(2)
+    expect(result.stderr).to.match(/invalid --wait "20": give a number of seconds from 0 up to the --timeout \(10\)/)
+  })
+
   it('rejects an unknown tag with a clear message', async () => {
     const result = await runCli(['pull', 'demo/missing:v9', '--to', await outputFolder(), '--dir', b.dir])
 
