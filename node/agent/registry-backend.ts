@@ -208,12 +208,13 @@ export class AgentRegistryBackend implements RegistryBackend {
     setMostRecent(this.sourceHints, digest, peers, MAX_SOURCE_HINTS)
   }
 
-  async publishTag (repository: string, tag: string, descriptor: Descriptor, options?: AbortOptions): Promise<void> {
+  async publishTag (repository: string, tag: string, descriptor: Descriptor, options?: AbortOptions): Promise<string | undefined> {
     await publishTag(this.context, repository, tag, descriptor, options)
     const warning = rejectedElsewhere(this.context.catalog.trust, this.context.peerId, repository)
     if (warning != null) {
       log('a client pushed %s:%s, but %s', repository, tag, warning)
     }
+    return warning
   }
 
   async deleteTag (repository: string, tag: string, options?: AbortOptions): Promise<boolean> {

@@ -55,8 +55,12 @@ export interface RegistryBackend {
    * fails. Returned bytes must already match the digest.
    */
   fetchBlob (digest: OciDigest, options?: FetchBlobOptions): Promise<FetchedBlob | undefined>
-  /** Signs, stores and announces a tag record for a manifest already in the store. */
-  publishTag (repository: string, tag: string, descriptor: Descriptor, options?: AbortOptions): Promise<void>
+  /**
+   * Signs, stores and announces a tag record for a manifest already in the
+   * store. Returns a warning for the client when other agents are expected
+   * to reject the record, such as a repository that another publisher owns.
+   */
+  publishTag (repository: string, tag: string, descriptor: Descriptor, options?: AbortOptions): Promise<string | undefined>
   /** Publishes a tombstone for a tag; false when the tag did not exist. */
   deleteTag (repository: string, tag: string, options?: AbortOptions): Promise<boolean>
   listRepositories (options?: AbortOptions): Promise<string[]>

@@ -157,8 +157,9 @@ export const manifestPushHandler: ResourceHandler<'manifest'> = async (request, 
   context.referrers.add(digest, bytes)
 
   const descriptor: Descriptor = { mediaType: manifest.mediaType, digest, size: bytes.byteLength }
+  let warning: string | undefined
   if (reference.tag != null) {
-    await context.backend.publishTag(name.repository, reference.tag, descriptor, { signal })
+    warning = await context.backend.publishTag(name.repository, reference.tag, descriptor, { signal })
     log('published %s:%s as %s', name.repository, reference.tag, digest)
   } else {
     log('stored manifest %s in %s', digest, name.repository)
@@ -167,6 +168,12 @@ export const manifestPushHandler: ResourceHandler<'manifest'> = async (request, 
   const headers: Record<string, string> = {
     Location: repositoryPath(name, `manifests/${digest}`),
     'Docker-Content-Digest': digest
+  }
+  // The push succeeded here, but the tag may not spread. The distribution
+  // spec's main branch lets a registry add Warning headers with code 299
+  // to any answer, for clients to show.
+  if (warning != null) {
+    headers.Warning = `299 - ${JSON.stringify(warning)}`
   }
   if (manifest.kind === 'image' && manifest.subject != null) {
     // Tells the client that this registry indexes referrers itself, so it

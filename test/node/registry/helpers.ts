@@ -89,9 +89,10 @@ export class TestBackend implements RegistryBackend {
     return { bytes, stored }
   }
 
-  async publishTag (repository: string, tag: string, descriptor: Descriptor): Promise<void> {
+  async publishTag (repository: string, tag: string, descriptor: Descriptor): Promise<string | undefined> {
     this.setTag(repository, tag, descriptor)
     this.published.push({ repository, tag, descriptor })
+    return undefined
   }
 
   async deleteTag (repository: string, tag: string): Promise<boolean> {

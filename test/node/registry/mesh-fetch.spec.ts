@@ -112,6 +112,24 @@ describe('registry fetches through the mesh', function () {
     assert.equal(agent.context.fetcher.isFetching(HTTPD_V1), false, 'the transfer is no longer counted once stored')
   })
 
+  it('push to another publisher\'s repository warns', async () => {
+    const agent = await startLocalAgent({ dht: false, registry: '127.0.0.1:0', bootstrap: [addressOf(publisher)] })
+    agents.push(agent)
+    await waitUntil(() => agent.context.catalog.get('demo/httpd', 'v1') != null, 'the catalog sync with the publisher')
+    const manifest = await send(portOf(agent), 'GET', '/v2/demo/httpd/manifests/v1', { headers: { Accept: OCI_MANIFEST } })
+    await send(portOf(agent), 'GET', `/v2/demo/httpd/blobs/${HTTPD_V1_CONFIG}`)
+    await send(portOf(agent), 'GET', `/v2/demo/httpd/blobs/${HTTPD_V1_LAYER}`)
+    await waitUntil(async () => agent.context.store.has(HTTPD_V1_LAYER), 'the layer to reach the store')
+
+    const pushed = await send(portOf(agent), 'PUT', '/v2/demo/httpd/manifests/copy', { headers: { 'Content-Type': OCI_MANIFEST }, body: manifest.body })
+    const own = await send(portOf(agent), 'PUT', '/v2/mine/httpd/manifests/copy', { headers: { 'Content-Type': OCI_MANIFEST }, body: manifest.body })
+
+    assert.equal(pushed.status, 201)
+    assert.match(String(pushed.headers.warning), /^299 - ".*demo\/httpd belongs to its first publisher .*kilomesh trust add/)
+    assert.equal(own.status, 201)
+    assert.equal(own.headers.warning, undefined, 'a repository nobody owned yet gets no warning')
+  })
+
   it('memory limits send blobs to the store', async () => {
     const agent = await startLocalAgent({ dht: false, bootstrap: [addressOf(publisher)] })
     agents.push(agent)
