@@ -22,4 +22,8 @@ export class NotStartedError extends Error {
 export class BlobTooLargeError extends Error {
   static override readonly name = 'BlobTooLargeError'
   override readonly name = 'BlobTooLargeError'
+
+  constructor (message: string, readonly statedBytes: number) {
+    super(message)
+  }
 }

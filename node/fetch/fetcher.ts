@@ -181,6 +181,14 @@ export class BlobFetcher {
     const leave = transfer.shared.join(options.signal)
     try {
       return { ...await raceAbort(transfer.done, options.signal), fetched: true }
+    } catch (err) {
+      // The transfer ran with the size limit of the caller that started it,
+      // such as a manifest request. A caller whose own limit allows the blob
+      // starts a transfer of its own; the failed one is gone by now.
+      if (err instanceof BlobTooLargeError && (options.maxSizeBytes == null || err.statedBytes <= options.maxSizeBytes)) {
+        return this.fetch(digest, options)
+      }
+      throw err
     } finally {
       leave()
     }
@@ -286,6 +294,11 @@ export class BlobFetcher {
         if (writer.error != null) {
           throw writer.error
         }
+        // Every honest source states the same size for a digest, so asking
+        // others would only repeat the answer.
+        if (failure instanceof BlobTooLargeError) {
+          throw failure
+        }
         if (failure != null) {
           this.stats.failedAttempts++
           lastError = failure
@@ -293,12 +306,6 @@ export class BlobFetcher {
         }
         if (writer.offset > offsetBefore && !contributors.includes(peerName)) {
           contributors.push(peerName)
-        }
-
-        // Every honest source states the same size for a digest, so asking
-        // others would only repeat the answer.
-        if (failure instanceof BlobTooLargeError) {
-          throw failure
         }
 
         if (outcome === 'missing') {
@@ -359,7 +366,7 @@ export class BlobFetcher {
       await writer?.abort()
     }
 
-    const reason = lastError == null ? 'no reachable peer has it; if the image is still spreading, try again later or subscribe to its tag' : `last error: ${lastError.message}`
+    const reason = lastError == null ? 'no reachable peer has it, or it is still spreading through the mesh' : `last error: ${lastError.message}`
     throw new NoSourceError(`could not fetch blob ${digest} after asking ${new Set([...tried, ...lacking]).size} peer(s), with ${this.node.getConnections().length} connection(s) open: ${reason}`)
   }
 
@@ -413,7 +420,7 @@ export class BlobFetcher {
       }
       // The blob may simply be that large, so the source is not penalised.
       if (options.maxSizeBytes != null && reply.sizeBytes > options.maxSizeBytes) {
-        const tooLarge = new BlobTooLargeError(`${peer.toString()} stated size ${reply.sizeBytes} for ${digest}, above the limit of ${options.maxSizeBytes} bytes for this fetch`)
+        const tooLarge = new BlobTooLargeError(`${peer.toString()} stated size ${reply.sizeBytes} for ${digest}, above the limit of ${options.maxSizeBytes} bytes for this fetch`, reply.sizeBytes)
         reply.stream.abort(tooLarge)
         throw tooLarge
       }
