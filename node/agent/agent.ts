@@ -355,9 +355,12 @@ async function openLevelDatastore (path: string, agentFile: string, dir: string)
       const pid = running == null ? '' : ` (agent.json names pid ${running.pid})`
       throw new AgentAlreadyRunningError(`another agent already runs on ${dir}${pid}: its datastore ${path} is locked; stop that agent first or use another --dir`)
     }
+    // classic-level reports a permission failure as LEVEL_IO_ERROR, with
+    // the system's words in the message.
     const code = err.cause?.code ?? err.code
-    if (code === 'EACCES' || code === 'EROFS' || code === 'EPERM') {
-      throw new DataDirNotWritableError(`could not open the datastore ${path} (${code as string}): make the data directory writable by the agent's user; its contents are intact`)
+    const message = String(err.cause?.message ?? err.message)
+    if (code === 'EACCES' || code === 'EROFS' || code === 'EPERM' || /Permission denied|Read-only file system/i.test(message)) {
+      throw new DataDirNotWritableError(`could not open the datastore ${path} (${message}): make the data directory and its datastore folder writable by the agent's user; its contents are intact`)
     }
     throw new Error(`could not open the datastore ${path}: ${err.cause?.message ?? err.message}; if another program changed it, restore it from a backup or remove the folder (the agent rebuilds its DHT and peer records, but loses its catalog of tags)`)
   }

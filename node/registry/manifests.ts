@@ -153,7 +153,7 @@ async function serveManifest (request: RegistryRequest, repository: string, refe
     const mediaType = loaded.manifest.mediaType
     loaded = await selectForPlatform(request, loaded, accepted)
     if (loaded == null) {
-      throw new RegistryError('MANIFEST_UNKNOWN', `manifest ${referenceLabel} has media type ${mediaType}, which the request does not accept (Accept: ${describeAccepted(accepted)}); add it to the Accept header`)
+      throw new RegistryError('MANIFEST_UNKNOWN', `manifest ${referenceLabel} has media type ${mediaType}, which the request does not accept (Accept: ${describeAccepted(accepted)}); add it to the Accept header, or remove its q=0 entry`)
     }
   }
 

@@ -57,5 +57,6 @@ export function isAccepted (accepted: AcceptedTypes, mediaType: string): boolean
 
 /** Lists the accepted types for an error message. */
 export function describeAccepted (accepted: AcceptedTypes): string {
-  return accepted.types.size === 0 ? 'any type' : [...accepted.types].join(', ')
+  const types = accepted.any ? 'any type' : [...accepted.types].join(', ')
+  return accepted.excluded.size === 0 ? types : `${types} except ${[...accepted.excluded].join(', ')} (q=0)`
 }

@@ -46,18 +46,18 @@ export function parseRange (header: string | undefined, sizeBytes: number): Byte
     return { start: Math.max(0, sizeBytes - suffixBytes), end: sizeBytes - 1 }
   }
 
-  // The pattern allows digits only, so a start too large for a safe integer
-  // is still a valid position, just beyond any blob.
   const start = Number(first)
-  if (start >= sizeBytes) {
-    throw unsatisfiable()
-  }
-
-  const end = last === '' ? sizeBytes - 1 : Math.min(Number(last), sizeBytes - 1)
   if (last !== '' && Number(last) < start) {
     // RFC 9110 says to ignore a syntactically invalid range.
     return undefined
   }
+
+  // The pattern allows digits only, so a start too large for a safe integer
+  // is still a valid position, just beyond any blob.
+  if (start >= sizeBytes) {
+    throw unsatisfiable()
+  }
+  const end = last === '' ? sizeBytes - 1 : Math.min(Number(last), sizeBytes - 1)
 
   return { start, end }
 }

@@ -1,7 +1,7 @@
 /** Tables of cases for the registry's parsers: routes, byte ranges, Accept headers and pagination. */
 import { strict as assert } from 'node:assert'
 import { RegistryError } from '../../../node/registry/errors.js'
-import { parseAccept, isAccepted } from '../../../node/registry/negotiation.js'
+import { describeAccepted, isAccepted, parseAccept } from '../../../node/registry/negotiation.js'
 import { paginate } from '../../../node/registry/pagination.js'
 import { parseRange } from '../../../node/registry/range.js'
 import { parseRoute, repositoryPath } from '../../../node/registry/route.js'
@@ -81,6 +81,7 @@ describe('registry range header', () => {
     ['bytes=0-9,20-29', 100, undefined],
     ['items=0-9', 100, undefined],
     ['bytes=9-0', 100, undefined],
+    ['bytes=200-100', 100, undefined],
     ['bytes=-', 100, undefined]
   ]
 
@@ -132,6 +133,7 @@ describe('registry accept header', () => {
 
     assert.equal(isAccepted(accepted, OCI_INDEX), false)
     assert.equal(isAccepted(accepted, OCI_MANIFEST), true)
+    assert.equal(describeAccepted(accepted), `any type except ${OCI_INDEX} (q=0)`)
   })
 
   it('wildcard accepts anything', () => {
