@@ -126,7 +126,7 @@ export function validateConfig (value: unknown, path: string): AgentConfig {
     try {
       parseTrustConfig(config.trust)
     } catch (err: any) {
-      throw new InvalidConfigError(`${err.message as string} (in ${path}); fix the section, or manage it with "kilomesh trust"`)
+      throw new InvalidConfigError(`${err.message as string} (in ${path}); fix the section, or remove it to start in first-use mode and then add entries with "kilomesh trust add"`)
     }
   }
   return config

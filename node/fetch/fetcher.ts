@@ -25,7 +25,7 @@ import type { AbortOptions, PeerId, PeerInfo } from '@libp2p/interface'
 const log = logger('kilomesh:fetch')
 
 /** How long a fetch keeps looking for a holder when none is known, unless the caller says otherwise. */
-const DEFAULT_WAIT_FOR_SOURCES_MS = 1_500
+export const DEFAULT_WAIT_FOR_SOURCES_MS = 1_500
 
 /** Recent sources remembered and tried first. */
 const MAX_RECENT_SOURCES = 2

@@ -42,7 +42,7 @@ async function prepareDestination (destination: string): Promise<void> {
   const names = await readdir(destination)
   // An agent's data directory is an OCI image layout too, but its index is
   // the agent's own: a second writer would race the agent that owns it.
-  if (names.includes('identity.key') && names.includes('config.json')) {
+  if (names.includes('identity.key') || names.includes('config.json')) {
     throw new InvalidExportDestinationError(`export destination ${destination} is a kilomesh agent's data directory; give another folder, because that agent keeps its own index.json there`)
   }
   if (names.length > 0 && !names.includes(LAYOUT_MARKER_FILE)) {

@@ -113,12 +113,6 @@ export function toRegistryError (err: unknown): RegistryError {
   }
 }
 
-/**
- * Sends an OCI JSON error body. When the headers already left (a failure in
- * the middle of a body), the only honest signal left is to cut the
- * connection, so the client sees a short read instead of a truncated blob
- * that looks complete.
- */
 /** Renders the OCI JSON error body of `error`. */
 export function errorBody (error: RegistryError): Buffer {
   return Buffer.from(JSON.stringify({
@@ -126,6 +120,12 @@ export function errorBody (error: RegistryError): Buffer {
   }))
 }
 
+/**
+ * Sends an OCI JSON error body. When the headers already left (a failure in
+ * the middle of a body), the only honest signal left is to cut the
+ * connection, so the client sees a short read instead of a truncated blob
+ * that looks complete.
+ */
 export function sendError (res: ServerResponse, error: RegistryError, options: { closeConnection?: boolean, head?: boolean } = {}): void {
   if (res.headersSent) {
     res.destroy()

@@ -100,6 +100,9 @@ export const MAX_MESH_FETCHES_PER_MANIFEST = 64
 /** Mesh fetches of one pushed manifest's blobs that run at once. */
 const MESH_FETCH_CONCURRENCY = 8
 
+/** Store lookups of one pushed manifest's blobs that run at once. */
+const STORE_CHECK_CONCURRENCY = 64
+
 function missingBlobs (missing: Descriptor[], reason: string): RegistryError {
   const list = missing.slice(0, 5).map(child => child.digest).join(', ')
   const more = missing.length > 5 ? ` and ${missing.length - 5} more` : ''
@@ -111,8 +114,11 @@ async function requireChildren (request: RegistryRequest, manifest: ParsedManife
   const store = request.context.backend.store
   const children = childDescriptors(manifest)
 
-  const local = await Promise.all(children.map(async child => store.has(child.digest)))
-  const absent = children.filter((_child, i) => !local[i])
+  // A manifest may list one blob twice, and may list tens of thousands, so
+  // each digest is looked up once, a bounded number at a time.
+  const unique = [...new Map(children.map(child => [child.digest, child])).values()]
+  const local = await mapLimited(unique, STORE_CHECK_CONCURRENCY, async child => store.has(child.digest))
+  const absent = unique.filter((_child, i) => !local[i])
   // Each absent blob costs a mesh fetch of up to the fetch timeout, so a
   // manifest that lists thousands of unknown blobs is rejected at once.
   if (absent.length > MAX_MESH_FETCHES_PER_MANIFEST) {

@@ -95,7 +95,7 @@ export class UploadSessions {
   async create (repository: string): Promise<UploadSession> {
     if (this.sessions.size >= this.init.maxUploads) {
       const emptyTtlSeconds = Math.ceil(Math.min(this.init.uploadTtlMs, EMPTY_UPLOAD_TTL_MS) / 1000)
-      throw new RegistryError('TOO_MANY_UPLOADS', `${this.sessions.size} uploads are already in progress, the limit is ${this.init.maxUploads}: finish or cancel one, or wait for idle ones to expire (after ${emptyTtlSeconds} s when empty, ${Math.ceil(this.init.uploadTtlMs / 1000)} s otherwise)`, { 'Retry-After': String(emptyTtlSeconds) })
+      throw new RegistryError('TOO_MANY_UPLOADS', `${this.sessions.size} uploads are already in progress, the limit is ${this.init.maxUploads}: finish or cancel one, or wait for idle ones to expire (after ${emptyTtlSeconds} s when empty, ${Math.ceil(this.init.uploadTtlMs / 1000)} s otherwise)`, { 'Retry-After': String(this.secondsUntilFirstExpiry(Date.now())) })
     }
 
     const id = randomUUID()
@@ -209,6 +209,21 @@ export class UploadSessions {
     }
   }
 
+  /** Returns the seconds until the first upload that is not being written to expires, at least 1. */
+  private secondsUntilFirstExpiry (nowMs: number): number {
+    let firstMs = Infinity
+    for (const session of this.sessions.values()) {
+      if (!session.busy) {
+        firstMs = Math.min(firstMs, session.lastUsedMs + this.ttlOf(session) - nowMs)
+      }
+    }
+    return Number.isFinite(firstMs) ? Math.max(1, Math.ceil(firstMs / 1000)) : Math.ceil(this.init.uploadTtlMs / 1000)
+  }
+
+  private ttlOf (session: UploadSession): number {
+    return session.sizeBytes === 0 ? Math.min(this.init.uploadTtlMs, EMPTY_UPLOAD_TTL_MS) : this.init.uploadTtlMs
+  }
+
   /**
    * Drops every upload idle since before `nowMs - uploadTtlMs`, and every
    * empty one idle for EMPTY_UPLOAD_TTL_MS; returns how many were dropped.
@@ -216,8 +231,7 @@ export class UploadSessions {
   async expireIdle (nowMs: number): Promise<number> {
     let expired = 0
     for (const session of [...this.sessions.values()]) {
-      const ttlMs = session.sizeBytes === 0 ? Math.min(this.init.uploadTtlMs, EMPTY_UPLOAD_TTL_MS) : this.init.uploadTtlMs
-      if (!session.busy && nowMs - session.lastUsedMs > ttlMs) {
+      if (!session.busy && nowMs - session.lastUsedMs > this.ttlOf(session)) {
         await this.remove(session)
         expired++
         log('expired upload %s of %s after %d ms idle', session.id, session.repository, nowMs - session.lastUsedMs)

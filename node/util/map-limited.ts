@@ -14,6 +14,7 @@ export async function mapLimited<Item, Result> (items: Item[], concurrency: numb
     }
   }
 
-  await Promise.all(Array.from({ length: Math.min(Math.max(1, concurrency), items.length) }, worker))
+  const workers = Number.isSafeInteger(concurrency) && concurrency > 0 ? Math.min(concurrency, items.length) : Math.min(1, items.length)
+  await Promise.all(Array.from({ length: workers }, worker))
   return results
 }

@@ -38,8 +38,8 @@ Options:
   --timeout SECONDS    give up after this many seconds (default 300)
   --wait SECONDS       keep looking this long for a peer that has the tag
                        and each blob, for an image still spreading through
-                       the mesh (default: fail within about 2 seconds when
-                       no peer has a blob)
+                       the mesh (default: fail after about 1.5 seconds
+                       when no peer has a blob)
 ${COMMON_HELP}`,
   options: {
     to: { type: 'string' },

@@ -6,6 +6,7 @@ import { pullImage } from '../../agent/pull.js'
 import { imagesView, peersView, statusView } from '../../agent/status.js'
 import { rejectedElsewhere } from '../../catalog/trust.js'
 import { parseBootstrapAddress } from '../../config/config.js'
+import { DEFAULT_WAIT_FOR_SOURCES_MS } from '../../fetch/fetcher.js'
 import { parsePlatform } from '../../image/platform.js'
 import { explainDialFailure } from '../../net/swarm-key-check.js'
 import { RequestError, optionalString, requireString, type ControlRoute } from '../route.js'
@@ -104,8 +105,8 @@ export const coreRoutes: ControlRoute[] = [
           platform,
           platformRequired: platform != null,
           signal: AbortSignal.timeout(timeoutSeconds * 1000),
-          // Without a wait, the fetcher's short default applies.
-          waitForSourcesMs: waitSeconds > 0 ? waitSeconds * 1000 : undefined,
+          // A wait shorter than the fetcher's default would fail sooner than none.
+          waitForSourcesMs: waitSeconds > 0 ? Math.max(waitSeconds * 1000, DEFAULT_WAIT_FOR_SOURCES_MS) : undefined,
           onProgress: progress => {
             // At most ten progress lines a second, plus the last one of each blob.
             const now = Date.now()

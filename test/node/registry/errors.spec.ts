@@ -30,12 +30,12 @@ function manifestWith (layers: Array<{ digest: string, size: number }>, config =
 
 const OCI_MANIFEST_HEADERS = { 'Content-Type': 'application/vnd.oci.image.manifest.v1+json' }
 
-/** Returns a complete manifest without its mediaType field, so only the Content-Type can name its type. */
 /** Returns `count` layer descriptors of blobs that exist nowhere. */
 function unknownLayers (count: number): Array<{ digest: string, size: number }> {
   return Array.from({ length: count }, (_, index) => ({ digest: digestOf(Buffer.from(`unknown layer ${index}`)), size: 10 }))
 }
 
+/** Returns a complete manifest without its mediaType field, so only the Content-Type can name its type. */
 function manifestWithoutMediaType (): Buffer {
   const fields = JSON.parse(manifestWith([V1_LAYER]).toString()) as Record<string, unknown>
   delete fields.mediaType

@@ -224,7 +224,7 @@ describe('registry uploads', () => {
 
     assert.equal(response.status, 429)
     assert.equal(response.code, 'TOOMANYREQUESTS')
-    // Idle uploads here expire after 60 s, sooner than the 5 minutes of an empty one.
+    // The empty uploads started just now expire after the 60 s these tests set.
     assert.equal(response.headers['retry-after'], '60')
   })
 
