@@ -38,8 +38,9 @@ export interface PullOptions extends AbortOptions {
   platformRequired?: boolean
   onProgress?: (progress: FetchProgress) => void
   /**
-   * How long each blob fetch keeps looking when no peer holds it yet (see
-   * FetchOptions), and how long a tag no peer knows is asked for again.
+   * How long each blob fetch keeps looking when no peer has the blob yet
+   * (see FetchOptions), and how long the pull requests a tag that no peer
+   * has yet again.
    */
   waitForSourcesMs?: number
   /**
@@ -125,7 +126,7 @@ async function pullParsed (context: AgentContext, parsed: ImageReference, refere
     root = { digest: parsed.digest, mediaType: '', size: -1 }
   } else {
     // A tag may reach this agent a moment after the pull starts, while its
-    // record spreads; within the wait for sources the pull asks again.
+    // record spreads, so within the wait for sources the pull requests it again.
     const waitUntilMs = Date.now() + (options.waitForSourcesMs ?? 0)
     let resolved = await resolveTag(context, parsed.repository, parsed.tag, options)
     while (resolved == null && context.catalog.get(parsed.repository, parsed.tag) == null && Date.now() + TAG_RETRY_MS <= waitUntilMs) {

@@ -294,8 +294,8 @@ export class BlobFetcher {
         if (writer.error != null) {
           throw writer.error
         }
-        // Every honest source states the same size for a digest, so asking
-        // others would only repeat the answer.
+        // Every honest source states the same size for a digest, so other
+        // sources would only state it again.
         if (failure instanceof BlobTooLargeError) {
           throw failure
         }

@@ -52,7 +52,7 @@ export function withTimeout (signal: AbortSignal, timeoutMs: number): AbortSigna
   return anySignal([signal, AbortSignal.timeout(timeoutMs)])
 }
 
-/** What the request knows of a blob it fetches: see FetchBlobOptions. */
+/** Size, size limit and parent manifest of a blob that a request fetches: see FetchBlobOptions. */
 export type FetchHint = Pick<FetchBlobOptions, 'sizeBytes' | 'maxSizeBytes' | 'parent'>
 
 /** Fetches of one blob that may fail after they started, per request, before the client gets BLOB_UNKNOWN. */

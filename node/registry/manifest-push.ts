@@ -177,7 +177,7 @@ export const manifestPushHandler: ResourceHandler<'manifest'> = async (request, 
   }
   // The push succeeded here, but the tag may not spread. The distribution
   // spec's main branch lets a registry add Warning headers with code 299
-  // to any answer, for clients to show.
+  // to any response, for clients to show.
   if (warning != null) {
     headers.Warning = `299 - ${JSON.stringify(warning)}`
   }
