@@ -44,6 +44,7 @@ export const REGISTRY_ERRORS = {
   ROUTE_UNKNOWN: { code: 'UNSUPPORTED', status: 404, message: 'unknown path in the OCI distribution API' },
   URL_TOO_LONG: { code: 'UNSUPPORTED', status: 414, message: 'request URL is too long' },
   MALFORMED_REQUEST: { code: 'UNSUPPORTED', status: 400, message: 'malformed HTTP request' },
+  HEADERS_TOO_LARGE: { code: 'UNSUPPORTED', status: 431, message: 'request headers are too large' },
   METHOD_NOT_ALLOWED: { code: 'UNSUPPORTED', status: 405, message: 'method not allowed on this path' },
   TOO_MANY_UPLOADS: { code: 'TOOMANYREQUESTS', status: 429, message: 'too many uploads in progress' },
   UNAVAILABLE: { code: 'UNAVAILABLE', status: 503, message: 'registry is shutting down or the request was cancelled' },

@@ -191,8 +191,12 @@ export class RegistryServer {
     log('rejected %s from %s - %s', tls ? 'a TLS handshake on the plain-HTTP port' : 'a malformed request', socket.remoteAddress, err.code ?? err.message)
 
     if (socket.writable && err.code !== 'ECONNRESET') {
-      const body = errorBody(new RegistryError('MALFORMED_REQUEST', `malformed HTTP request (${err.code ?? err.message}); send HTTP/1.1 with a Host header${tls ? ', and plain HTTP: this port does not speak TLS' : ''}`))
-      socket.end(`HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${body.byteLength}\r\n\r\n${body.toString()}`)
+      const error = err.code === 'HPE_HEADER_OVERFLOW'
+        ? new RegistryError('HEADERS_TOO_LARGE', `request headers are larger than this server reads (${err.code}); send fewer or shorter headers`)
+        : new RegistryError('MALFORMED_REQUEST', `malformed HTTP request (${err.code ?? err.message}); send HTTP/1.1 with a Host header${tls ? ', and plain HTTP: this port does not speak TLS' : ''}`)
+      const body = errorBody(error)
+      const reason = error.kind.status === 431 ? 'Request Header Fields Too Large' : 'Bad Request'
+      socket.end(`HTTP/1.1 ${error.kind.status} ${reason}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${body.byteLength}\r\n\r\n${body.toString()}`)
     }
     socket.destroySoon()
   }

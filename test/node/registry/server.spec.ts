@@ -60,21 +60,35 @@ describe('registry server', () => {
     assert.ok(elapsedMs < 1_000, `took ${elapsedMs} ms`)
   })
 
-  it('plain-port TLS attempt gets HTTP 400', async () => {
-    // The first bytes of a TLS 1.2 ClientHello record: handshake type 0x16, version 3.1, a length.
-    const reply = await new Promise<string>((resolve, reject) => {
-      const socket = netConnect(registry.port, '127.0.0.1', () => { socket.write(Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03])) })
+  /** Sends raw bytes to the registry and returns everything it sends back before it closes the connection. */
+  async function rawReply (bytes: Buffer): Promise<string> {
+    return new Promise<string>((resolve, reject) => {
+      const socket = netConnect(registry.port, '127.0.0.1', () => { socket.write(bytes) })
       const chunks: Buffer[] = []
       socket.on('data', (chunk: Buffer) => chunks.push(chunk))
       socket.on('close', () => { resolve(Buffer.concat(chunks).toString('latin1')) })
       socket.on('error', reject)
       socket.setTimeout(5_000, () => { socket.destroy(new Error('registry did not close the connection within 5 s')) })
     })
+  }
+
+  it('plain-port TLS attempt gets HTTP 400', async () => {
+    // The first bytes of a TLS 1.2 ClientHello record: handshake type 0x16, version 3.1, a length.
+    const reply = await rawReply(Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03]))
 
     assert.match(reply, /^HTTP\/1\.1 400 /)
     const body = JSON.parse(reply.slice(reply.indexOf('\r\n\r\n') + 4)) as { errors: Array<{ code: string, message: string }> }
     assert.equal(body.errors[0]?.code, 'UNSUPPORTED')
     assert.match(body.errors[0]?.message ?? '', /this port does not speak TLS/)
+  })
+
+  it('oversized headers get HTTP 431', async () => {
+    // Node reads at most 16 KiB of headers by default.
+    const reply = await rawReply(Buffer.from(`GET /v2/ HTTP/1.1\r\nHost: localhost\r\nX-Padding: ${'a'.repeat(20_000)}\r\n\r\n`))
+
+    assert.match(reply, /^HTTP\/1\.1 431 /)
+    const body = JSON.parse(reply.slice(reply.indexOf('\r\n\r\n') + 4)) as { errors: Array<{ code: string, message: string }> }
+    assert.match(body.errors[0]?.message ?? '', /request headers are larger than this server reads/)
   })
 
   it('stop closes kept-alive connections', async () => {
