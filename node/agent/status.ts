@@ -11,6 +11,8 @@ export interface StatusView {
   tags: number
   blobs: number
   storedBytes: number
+  /** Storage quota that garbage collection keeps the store under, in bytes; null when there is none. */
+  maxStorageBytes: number | null
   uptimeMs: number
   fetchedBlobs: number
   fetchedBytes: number
@@ -52,6 +54,7 @@ export async function statusView (context: AgentContext, registry: string | null
     tags: context.catalog.list().filter(signed => !signed.record.deleted).length,
     blobs: blobs.length,
     storedBytes: blobs.reduce((sum, blob) => sum + blob.sizeBytes, 0),
+    maxStorageBytes: context.subscriptions.gc.maxStorageBytes ?? null,
     uptimeMs: Date.now() - context.startedAtMs,
     fetchedBlobs: context.fetcher.stats.fetchedBlobs,
     fetchedBytes: context.fetcher.stats.receivedBytes,

@@ -27,7 +27,8 @@ ${COMMON_HELP}`,
     console.log(`registry     ${status.registry ?? 'off'}`)
     console.log(`peers        ${status.connectedPeers} connected`)
     console.log(`tags         ${status.tags}`)
-    console.log(`store        ${status.blobs} blobs, ${formatBytes(status.storedBytes)}`)
+    const quota = status.maxStorageBytes == null ? 'no quota' : `quota ${formatBytes(status.maxStorageBytes)}`
+    console.log(`store        ${status.blobs} blobs, ${formatBytes(status.storedBytes)} (${quota})`)
     console.log(`transfers    fetched ${status.fetchedBlobs} blobs (${formatBytes(status.fetchedBytes)}), served ${status.servedBlobs} (${formatBytes(status.servedBytes)})`)
     if (status.penalisedPeers.length > 0) {
       console.log(`penalised    ${status.penalisedPeers.join(', ')}`)

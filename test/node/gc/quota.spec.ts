@@ -73,6 +73,7 @@ describe('gc storage quota with agents', function () {
 
     expect(output).to.contain('no storage quota is set, so nothing was evicted')
     expect(await holds(device, BUSYBOX_ARM64)).to.deep.equal([true, true, true])
+    expect((JSON.parse(await runCliOk(['status', '--json', '--dir', device.dir])) as { maxStorageBytes: number | null }).maxStorageBytes).to.equal(null)
   })
 
   it('spares recently used blobs', async () => {
@@ -161,6 +162,14 @@ describe('gc quota of a running agent', function () {
     expect(await holds(device, V1)).to.deep.equal([true, true, true])
     await waitFor(async () => await refDigest(device, 'library/busybox:amd64') == null, 'the busybox ref to be removed')
     expect(await storedBytes(device)).to.be.at.most(100_000)
+  })
+
+  it('status shows the quota of config.json', async () => {
+    const status = JSON.parse(await runCliOk(['status', '--json', '--dir', device.dir])) as { maxStorageBytes: number | null }
+    const text = await runCliOk(['status', '--dir', device.dir])
+
+    expect(status.maxStorageBytes).to.equal(100_000)
+    expect(text).to.match(/^store {8}\d+ blobs, .* \(quota 97.7 KiB\)$/m)
   })
 
   it('rejects a bad size unit', async () => {
