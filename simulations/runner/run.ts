@@ -17,7 +17,7 @@ import { loadScenario } from '../scenario/load.js'
 import { buildEdges } from '../topology.js'
 import { Driver } from './driver.js'
 import { Fleet } from './fleet.js'
-import { formatLink } from './format.js'
+import { formatLink, formatSeconds } from './format.js'
 import { HoldingTracker } from './holdings.js'
 import { prepareImages } from './images.js'
 import { Recorder } from './recorder.js'
@@ -148,13 +148,24 @@ export async function runScenario (input: Scenario, options: RunOptions = {}): P
 
     timeline.restart(performance.now())
     const driver = new Driver({ scenario, fleet, network, holdings, timeline, recorder, images })
-    await driver.run(options)
+    // An interrupted run still writes its report, so what happened up to
+    // the interruption can be read.
+    let interrupted: string | undefined
+    try {
+      await driver.run(options)
+    } catch (err) {
+      if (options.signal?.aborted !== true) {
+        throw err
+      }
+      interrupted = `the run was interrupted at ${formatSeconds(timeline.now()).trim()} (${String(options.signal.reason?.message ?? options.signal.reason)})`
+      timeline.add('error', interrupted)
+    }
     recorder.stop()
     const durationMs = timeline.now()
     driver.summarise()
 
     await fleet.shutdown(scenario.run.stopTimeoutMs)
-    const failures = [...driver.failures, ...uncaught]
+    const failures = [...driver.failures, ...uncaught, ...(interrupted == null ? [] : [interrupted])]
     const metrics: SimulationMetrics = {
       scenario: { name: scenario.name, description: scenario.description, file: scenario.file, seed: scenario.seed, nodes: scenario.nodes, maxNodes: scenario.maxNodes, transport: scenario.transport, topology: scenario.topology, link: scenario.link },
       run: { startedAt: startedAt.toISOString(), setupMs: Math.round(setupMs), durationMs: Math.round(durationMs), linksMissingAtStart: missing, passed: failures.length === 0, failures, peakRssBytes: recorder.peakRssBytes, timingNote: TIMING_NOTE },

@@ -22,12 +22,12 @@ export interface TestRun {
 }
 
 /** Writes `yaml` to a temporary scenario file and runs it; call `cleanUp` with the returned folder. */
-export async function runYaml (yaml: string): Promise<TestRun> {
+export async function runYaml (yaml: string, options: { signal?: AbortSignal, onLine?: (line: string) => void } = {}): Promise<TestRun> {
   const folder = await mkdtemp(join(tmpdir(), 'km-sim-test-'))
   const file = join(folder, 'scenario.yaml')
   await writeFile(file, yaml)
   const lines: string[] = []
-  const result = await runScenarioFile(file, { reportDir: join(folder, 'report'), print: line => lines.push(line) })
+  const result = await runScenarioFile(file, { reportDir: join(folder, 'report'), print: line => { lines.push(line); options.onLine?.(line) }, signal: options.signal })
   const metrics = JSON.parse(await readFile(result.metricsPath, 'utf8')) as SimulationMetrics
   return { result, metrics, lines, folder }
 }

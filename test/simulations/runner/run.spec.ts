@@ -11,6 +11,35 @@ describe('simulation runner', function () {
     run = undefined
   })
 
+  it('interrupted run still writes its report', async () => {
+    // The publish at 30 s is never reached: the run is interrupted once the
+    // first event is applied, after setup.
+    const interrupt = new AbortController()
+    run = await runYaml(`name: interrupted
+nodes: 2
+${IMAGES}
+events:
+  - { at: 0s, subscribe: { nodes: all, ref: demo/httpd:stable } }
+  - { at: 30s, publish: { node: 0, image: httpd-v1, ref: demo/httpd:stable } }
+expect:
+  - { by: 40s, all: { ref: demo/httpd:stable, image: httpd-v1 } }
+`, {
+      signal: interrupt.signal,
+      onLine: line => {
+        if (line.includes('subscribe nodes 0-1')) {
+          interrupt.abort(new Error('interrupted by the test'))
+        }
+      }
+    })
+    const { result, metrics } = run
+
+    expect(result.passed).to.equal(false)
+    expect(result.failures.some(failure => failure.startsWith('the run was interrupted at'))).to.equal(true)
+    expect(metrics.run.passed).to.equal(false)
+    expect(metrics.expectations[0]?.status).to.equal('failed')
+    expect((await stat(result.reportPath)).size).to.be.greaterThan(0)
+  })
+
   it('rolls out to subscribed nodes', async () => {
     run = await runYaml(`name: rollout-small
 seed: 2
