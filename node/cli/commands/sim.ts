@@ -69,7 +69,7 @@ Options:
 
     // Ctrl-C stops the run and its nodes instead of leaving data directories behind.
     const controller = new AbortController()
-    const onSignal = (): void => { controller.abort(new Error('interrupted')) }
+    const onSignal = (signal: NodeJS.Signals): void => { controller.abort(new Error(`received ${signal}`)) }
     process.once('SIGINT', onSignal)
     process.once('SIGTERM', onSignal)
     try {
