@@ -79,6 +79,10 @@ export async function main (args: string[]): Promise<number> {
       console.log(command.help)
       return 0
     }
+    // An empty --dir, often an unset shell variable, is a bad flag value like any other.
+    if (values.dir === '') {
+      throw new UsageError('--dir is empty; give the data directory, or leave the flag out to use $KILOMESH_DIR or ~/.kilomesh')
+    }
     return await command.run(values, positionals)
   } catch (err: any) {
     // Scripts that ask for --json get errors as one JSON line on stderr too.

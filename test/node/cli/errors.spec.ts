@@ -67,7 +67,7 @@ describe('cli invalid input', function () {
   it('rejects an empty --dir', async () => {
     const result = await runCli(['status', '--dir', ''])
 
-    expect(result.code).to.equal(1)
+    expect(result.code).to.equal(2)
     expect(result.stderr).to.match(/--dir is empty; give the data directory/)
   })
 
