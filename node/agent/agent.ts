@@ -12,7 +12,7 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { LevelDatastore } from 'datastore-level'
 import { PeerCacheDatastore } from '../net/peer-cache-datastore.js'
 import { Catalog } from '../catalog/catalog.js'
-import { parseTrustConfig, TrustPolicy } from '../catalog/trust.js'
+import { TrustPolicy } from '../catalog/trust.js'
 import { loadConfig, parseBootstrapAddress, parseMultiaddrValue, parseRegistryAddress, type AgentConfig } from '../config/config.js'
 import { AgentAlreadyRunningError, DataDirNotWritableError, InvalidConfigError } from '../config/errors.js'
 import { loadIdentity } from '../config/identity.js'
@@ -214,7 +214,7 @@ export class Agent {
       throw err
     }
 
-    const trust = new TrustPolicy({ localPeerId: peerId, config: config.trust == null ? undefined : parseTrustConfig(config.trust) })
+    const trust = new TrustPolicy({ localPeerId: peerId, config: config.trust })
     const clockOffsetMs = options.clockOffsetMs ?? 0
     const catalog = new Catalog({ datastore }, { trust, now: clockOffsetMs === 0 ? undefined : () => Date.now() + clockOffsetMs })
     const subscriptions = new SubscriptionManager({ paths, config, store, layout, catalog }, { maxStorageBytes: options.maxStorageBytes })

@@ -118,16 +118,13 @@ export class TrustPolicy {
   private readonly trustEntries: Array<TrustEntry & { matcher: RegExp }>
   private readonly owners = new Map<string, string>()
 
-  constructor (init: { localPeerId?: string, config?: TrustConfig } = {}) {
-    const mode = init.config?.mode ?? 'first-use'
-    if (!TRUST_MODES.includes(mode)) {
-      throw new InvalidTrustEntryError(`invalid trust mode ${JSON.stringify(mode)}: use one of ${TRUST_MODES.join(', ')}`)
-    }
-
-    this.mode = mode
+  /** `config` is the trust section of config.json, checked with parseTrustConfig. */
+  constructor (init: { localPeerId?: string, config?: unknown } = {}) {
+    const config = init.config == null ? {} : parseTrustConfig(init.config)
+    this.mode = config.mode ?? 'first-use'
     this.localPeerId = init.localPeerId
     this.trustEntries = []
-    for (const entry of init.config?.entries ?? []) {
+    for (const entry of config.entries ?? []) {
       this.add(entry.peerId, entry.repository)
     }
   }
