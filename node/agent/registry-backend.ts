@@ -78,7 +78,7 @@ export class AgentRegistryBackend implements RegistryBackend {
     const notStarted = (): Error => new NotStartedError(`no peer started sending ${digest} within ${startTimeoutMs} ms`)
     const preferred = this.preferredPeers(digest, options.parent)
     // A blob of unknown size may be as large as the limit, so it reserves that much.
-    const reservedBytes = options.sizeBytes ?? Math.min(this.maxMemoryFetchBytes, options.maxSizeBytes ?? Infinity)
+    const reservedBytes = options.sizeBytes ?? this.memoryLimitBytes(options)
     const fits = reservedBytes <= this.maxMemoryFetchBytes && this.memoryBytes + reservedBytes <= this.memoryFetchBudgetBytes
 
     // The fetch is shared by every request for the blob, and stops only
@@ -162,7 +162,7 @@ export class AgentRegistryBackend implements RegistryBackend {
     }
 
     for (const peer of peers) {
-      const arriving = await openIntoMemory(this.context.node, this.context.penalties, peer, digest, options.sizeBytes, { ...options, maxSizeBytes: Math.min(this.maxMemoryFetchBytes, options.maxSizeBytes ?? Infinity) })
+      const arriving = await openIntoMemory(this.context.node, this.context.penalties, peer, digest, options.sizeBytes, { ...options, maxSizeBytes: this.memoryLimitBytes(options) })
       if (arriving == null) {
         continue
       }
@@ -192,6 +192,11 @@ export class AgentRegistryBackend implements RegistryBackend {
       options.signal?.throwIfAborted()
     }
     return undefined
+  }
+
+  /** Returns the largest blob fetched into memory for this request: the memory limit, or the request's own limit when lower. */
+  private memoryLimitBytes (options: FetchBlobOptions): number {
+    return Math.min(this.maxMemoryFetchBytes, options.maxSizeBytes ?? Infinity)
   }
 
   /** Returns the remembered sources of a blob, else of its parent, that are connected and not penalised. */

@@ -103,6 +103,7 @@ const MESH_FETCH_CONCURRENCY = 8
 /** Store lookups of one pushed manifest's blobs that run at once. */
 const STORE_CHECK_CONCURRENCY = 64
 
+/** Returns the MANIFEST_BLOB_UNKNOWN error naming up to five of the `missing` blobs and why they cannot be used. */
 function missingBlobs (missing: Descriptor[], reason: string): RegistryError {
   const list = missing.slice(0, 5).map(child => child.digest).join(', ')
   const more = missing.length > 5 ? ` and ${missing.length - 5} more` : ''

@@ -94,7 +94,7 @@ export class UploadSessions {
   /** Starts an empty upload in a repository. */
   async create (repository: string): Promise<UploadSession> {
     if (this.sessions.size >= this.init.maxUploads) {
-      const emptyTtlSeconds = Math.ceil(Math.min(this.init.uploadTtlMs, EMPTY_UPLOAD_TTL_MS) / 1000)
+      const emptyTtlSeconds = Math.ceil(this.emptyTtlMs / 1000)
       throw new RegistryError('TOO_MANY_UPLOADS', `${this.sessions.size} uploads are already in progress, the limit is ${this.init.maxUploads}: finish or cancel one, or wait for idle ones to expire (after ${emptyTtlSeconds} s when empty, ${Math.ceil(this.init.uploadTtlMs / 1000)} s otherwise)`, { 'Retry-After': String(this.secondsUntilFirstExpiry(Date.now())) })
     }
 
@@ -220,8 +220,14 @@ export class UploadSessions {
     return Number.isFinite(firstMs) ? Math.max(1, Math.ceil(firstMs / 1000)) : Math.ceil(this.init.uploadTtlMs / 1000)
   }
 
+  /** Idle time after which an upload with no bytes yet expires, in ms. */
+  private get emptyTtlMs (): number {
+    return Math.min(this.init.uploadTtlMs, EMPTY_UPLOAD_TTL_MS)
+  }
+
+  /** Returns the idle time after which `session` expires, in ms. */
   private ttlOf (session: UploadSession): number {
-    return session.sizeBytes === 0 ? Math.min(this.init.uploadTtlMs, EMPTY_UPLOAD_TTL_MS) : this.init.uploadTtlMs
+    return session.sizeBytes === 0 ? this.emptyTtlMs : this.init.uploadTtlMs
   }
 
   /**
