@@ -94,7 +94,7 @@ function parsePushedManifest (bytes: Uint8Array, contentType: string | undefined
   }
 }
 
-/** Blobs of one pushed manifest that may be fetched through the mesh; a manifest missing more is rejected. */
+/** Blobs of one pushed manifest that may be fetched through the mesh. A manifest missing more is rejected. */
 export const MAX_MESH_FETCHES_PER_MANIFEST = 64
 
 /** Mesh fetches of one pushed manifest's blobs that run at once. */

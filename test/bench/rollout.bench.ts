@@ -187,6 +187,6 @@ export async function bench (): Promise<string> {
     '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
     ...rows,
     '',
-    'Every agent runs in the benchmark process, so they share its event loop and two cores: the times include that contention, and a fleet of real devices would see network latency instead. CPU time used is the process\'s user and system time from the publish to the last pull, on every thread. When it comes close to twice the wall time, both cores were busy. Event loop busy is the share of the wall time that the one event loop running every agent was working; near 100%, the time until all hold it measures the work of the whole fleet on one machine: the transfers, and the connection, ping and DHT traffic of every agent.'
+    'Every agent runs in the benchmark process, so they share its event loop and two cores: the times include that contention, and a fleet of real devices would see network latency instead. CPU time used is the process\'s user and system time from the publish to the last pull, on every thread. When it comes close to twice the wall time, both cores were busy. Event loop busy is the share of the wall time in which the one event loop running every agent was working. Near 100%, the time until all hold it measures the work of the whole fleet on one machine: the transfers, and the connection, ping and DHT traffic of every agent.'
   ].join('\n')
 }
