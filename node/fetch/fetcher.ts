@@ -406,7 +406,7 @@ export class BlobFetcher {
         return 'absent'
       }
       if (reply.status === BlobResponse.Status.BUSY) {
-        onHolders(await this.sources.rememberHolders(reply.holders, options))
+        onHolders(this.sources.preferConnected(await this.sources.rememberHolders(reply.holders, options)))
         return 'busy'
       }
       if (reply.status !== BlobResponse.Status.OK) {

@@ -120,6 +120,20 @@ export class SourceFinder {
     return usable
   }
 
+  /**
+   * Returns the holders this agent is connected to, or all of them when it
+   * is connected to none. In a rollout most devices get BUSY from the same
+   * few early holders, and each would dial the copies those name. At 50
+   * agents on loopback that added 150 connections during the rollout, each
+   * with its handshake, identify, DHT check and catalog sync. A connected
+   * holder serves as well and costs no dial; the unconnected ones are still
+   * dialled when they are the only lead.
+   */
+  preferConnected (holders: PeerInfo[]): PeerInfo[] {
+    const connected = holders.filter(holder => this.node.getConnections(holder.id).length > 0)
+    return connected.length > 0 ? connected : holders
+  }
+
   /** Marks a peer unreachable, after a failed dial or a broken connection. */
   markDead (peer: string): void {
     this.deadUntilMs.set(peer, Date.now() + DEAD_PROVIDER_MS)
@@ -143,7 +157,7 @@ export class SourceFinder {
 
     // Busy holders name the peers they sent copies to. Those may not be
     // connected here, and without the DHT nothing else would lead to them.
-    const hinted = found.hinted.filter(holder => usable(holder.id) && !found.busy.some(busy => busy.equals(holder.id)))
+    const hinted = this.preferConnected(found.hinted.filter(holder => usable(holder.id) && !found.busy.some(busy => busy.equals(holder.id))))
     if (found.ready.length === 0 && hinted.length > 0) {
       await this.ask(hinted.map(holder => holder.id), digest, found, options)
     }

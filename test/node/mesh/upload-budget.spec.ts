@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import { multiaddr } from '@multiformats/multiaddr'
 import { expect } from 'chai'
 import { requestBlob } from '../../../node/net/blob-client.js'
 import { MAX_UPLOADS_PER_BLOB, SMALL_BLOB_BYTES } from '../../../node/net/constants.js'
@@ -93,6 +94,33 @@ describe('blob server upload budget', function () {
     await latecomer.context.fetcher.fetch(digest, { preferredPeers: [holder.node.peerId], waitForSourcesMs: 5_000 })
     expect(await latecomer.context.store.has(digest)).to.equal(true)
     expect(holder.context.blobServer.stats.sentBytes).to.equal(MAX_UPLOADS_PER_BLOB * bytes.byteLength)
+  })
+
+  it('busy answer prefers a connected recipient', async () => {
+    const { holder, askers } = await holderAndAskers()
+    const bytes = randomBytes(256 * 1024)
+    const digest = await holder.context.store.put(bytes)
+    const recipients = askers.slice(0, MAX_UPLOADS_PER_BLOB)
+    for (const recipient of recipients) {
+      await recipient.context.fetcher.fetch(digest, { preferredPeers: [holder.node.peerId] })
+    }
+    // Connected to the holder, the latecomer's connectivity keeper dials no more.
+    const latecomer = await startLocalAgent({ dht: false, minConnections: 1, bootstrap: [addressOf(holder)] })
+    agents.push(latecomer)
+    await waitUntil(() => latecomer.node.getConnections(holder.node.peerId).length > 0, 'the latecomer to connect to the holder')
+
+    // The holder names its newest recipient first, so a fetcher that took
+    // the hints in order would dial the unconnected ones before it.
+    const connected = recipients[recipients.length - 1] as Agent
+    const unconnected = recipients.slice(0, -1)
+    await latecomer.node.dial(multiaddr(addressOf(connected)))
+    await latecomer.context.fetcher.fetch(digest, { preferredPeers: [holder.node.peerId], waitForSourcesMs: 5_000 })
+
+    expect(await latecomer.context.store.has(digest)).to.equal(true)
+    expect(connected.context.blobServer.stats.servedBlobs).to.equal(1)
+    // The other recipients' connectivity keepers may dial the latecomer; it dials none of them.
+    const dialled = unconnected.flatMap(recipient => latecomer.node.getConnections(recipient.node.peerId).filter(connection => connection.direction === 'outbound'))
+    expect(dialled).to.have.length(0)
   })
 })
 
