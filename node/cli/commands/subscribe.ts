@@ -54,12 +54,27 @@ ${COMMON_HELP}`,
       ? await client.post<{ subscription: string, added: boolean }>('/subscribe', { reference })
       : { subscription: config.formatSubscription(subscription), added: await config.addSubscriptionToConfig(dataDirPaths(dir).config, subscription) }
 
+    // A tag and its whole repository may both be subscribed, and each stays
+    // when the other is removed. The output names the overlap, so neither looks redundant.
+    const path = dataDirPaths(dir).config
+    const others = config.readSubscriptions(await config.loadConfig(path), path).filter(other => config.formatSubscription(other) !== result.subscription && other.repository === subscription.repository)
+    const coveredBy = subscription.tag == null ? undefined : others.find(other => other.tag == null)
+    const covers = subscription.tag == null ? others.map(config.formatSubscription) : []
+
     if (values.json === true) {
-      console.log(JSON.stringify({ ...result, agentRunning: client != null }, null, 2))
-    } else if (!result.added) {
+      console.log(JSON.stringify({ ...result, agentRunning: client != null, ...(coveredBy == null ? {} : { coveredBy: config.formatSubscription(coveredBy) }), ...(covers.length === 0 ? {} : { covers }) }, null, 2))
+      return 0
+    }
+    if (!result.added) {
       console.log(`already subscribed to ${result.subscription}`)
     } else {
-      console.log(`subscribed to ${result.subscription}${client != null ? '' : ` in ${dataDirPaths(dir).config}; the agent pulls it when it starts`}`)
+      console.log(`subscribed to ${result.subscription}${client != null ? '' : ` in ${path}; the agent pulls it when it starts`}`)
+    }
+    if (coveredBy != null) {
+      console.log(`the subscription to every tag of ${coveredBy.repository} pulls it too; this one keeps it after "kilomesh unsubscribe ${coveredBy.repository}"`)
+    }
+    if (covers.length > 0) {
+      console.log(`it also covers ${covers.join(', ')}, which stay subscribed on their own after "kilomesh unsubscribe ${subscription.repository}"`)
     }
     return 0
   }

@@ -56,6 +56,20 @@ describe('subscriptions invalid input', function () {
     expect(result.stderr).to.match(/covered by the subscription to every tag of demo\/tools; unsubscribe demo\/tools instead/)
   })
 
+  it('subscribe reports an overlapping repository', async () => {
+    await runCli(['subscribe', 'demo/overlap', '--dir', offline])
+
+    const tag = await runCli(['subscribe', 'demo/overlap:v2', '--dir', offline])
+    const json = await runCli(['subscribe', 'demo/overlap:v3', '--dir', offline, '--json'])
+    const repository = await runCli(['subscribe', 'demo/overlap', '--dir', offline])
+
+    expect(tag.code, tag.stderr).to.equal(0)
+    expect(tag.stdout).to.contain('the subscription to every tag of demo/overlap pulls it too; this one keeps it after "kilomesh unsubscribe demo/overlap"')
+    expect(JSON.parse(json.stdout)).to.include({ subscription: 'demo/overlap:v3', added: true, coveredBy: 'demo/overlap' })
+    expect(repository.stdout).to.contain('already subscribed to demo/overlap')
+    expect(repository.stdout).to.contain('it also covers demo/overlap:v2, demo/overlap:v3, which stay subscribed on their own')
+  })
+
   it('rejects a bad --max-storage at agent start', async () => {
     const result = await runCli(['agent', '--dir', offline, '--listen', '/ip4/127.0.0.1/tcp/0', '--registry', 'off', '--max-storage', '5 parsecs'])
 
