@@ -11,6 +11,7 @@ import { setMostRecent } from '../util/bounded-map.js'
 import { deleteTag, publishTag } from './publish.js'
 import { resolveTag } from './pull.js'
 import { MAX_MEMORY_FETCH_BYTES, MEMORY_FETCH_BUDGET_BYTES, openIntoMemory, STREAM_TO_CLIENT_MIN_BYTES } from './registry-fetch.js'
+import { WriteBehind, WRITE_BEHIND_MS } from './write-behind.js'
 import type { AgentContext } from './agent.js'
 import type { OciDigest } from '../../protocol/digest.js'
 import type { Descriptor } from '../image/manifest.js'
@@ -32,6 +33,8 @@ export interface MemoryFetchInit {
   maxMemoryFetchBytes?: number
   /** @default MEMORY_FETCH_BUDGET_BYTES (16 MiB) */
   memoryFetchBudgetBytes?: number
+  /** @default WRITE_BEHIND_MS (300 ms) */
+  writeBehindMs?: number
 }
 
 export class AgentRegistryBackend implements RegistryBackend {
@@ -48,10 +51,19 @@ export class AgentRegistryBackend implements RegistryBackend {
 
   private readonly maxMemoryFetchBytes: number
   private readonly memoryFetchBudgetBytes: number
+  /** Delays the writes of blobs fetched into memory until the client's next requests have gone by. */
+  private readonly writeBehind: WriteBehind
 
   constructor (private readonly context: AgentContext, init: MemoryFetchInit = {}) {
     this.maxMemoryFetchBytes = init.maxMemoryFetchBytes ?? MAX_MEMORY_FETCH_BYTES
     this.memoryFetchBudgetBytes = init.memoryFetchBudgetBytes ?? MEMORY_FETCH_BUDGET_BYTES
+    this.writeBehind = new WriteBehind(init.writeBehindMs ?? WRITE_BEHIND_MS)
+  }
+
+  /** Starts the delayed writes now and waits until every blob fetched into memory is stored or failed. */
+  async flushWrites (): Promise<void> {
+    this.writeBehind.flush()
+    await Promise.all([...this.inMemory.values()].map(async entry => entry.pending.then(async fetched => fetched?.stored).catch(() => {})))
   }
 
   get store (): BlobStore {
@@ -175,6 +187,7 @@ export class AgentRegistryBackend implements RegistryBackend {
         this.context.fetcher.stats.fetchedBlobs++
         this.context.fetcher.stats.receivedBytes += bytes.byteLength
         this.rememberSources(digest, [peer])
+        await this.writeBehind.wait(options.storeAtOnce === true)
         // receiveBody hashed these bytes as they arrived, and `done` gives them only once they matched.
         return this.context.store.putVerified(bytes, digest).then(() => true, (err: Error) => {
           log.error('could not store %s after fetching it: %e', digest, err)
@@ -247,7 +260,8 @@ export class AgentRegistryBackend implements RegistryBackend {
 /** Starts the registry API on `host:port` and returns the bound address. */
 export async function startRegistry (context: AgentContext, address: { host: string, port: number }): Promise<{ address: string, stop: () => Promise<void> }> {
   const tls = parseRegistryTls(context.config.registryTls, context.dir)
-  const server = new RegistryServer(new AgentRegistryBackend(context), {
+  const backend = new AgentRegistryBackend(context)
+  const server = new RegistryServer(backend, {
     host: address.host,
     port: address.port,
     uploadFolder: context.paths.uploads,
@@ -256,7 +270,12 @@ export async function startRegistry (context: AgentContext, address: { host: str
   const bound = await server.start()
   const host = bound.host.includes(':') ? `[${bound.host}]` : bound.host
   log('registry API listening on %s://%s:%d', tls == null ? 'http' : 'https', host, bound.port)
-  return { address: `${host}:${bound.port}`, stop: async () => { await server.stop() } }
+
+  const stop = async (): Promise<void> => {
+    await server.stop()
+    await backend.flushWrites()
+  }
+  return { address: `${host}:${bound.port}`, stop }
 }
 
 /**

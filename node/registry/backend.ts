@@ -41,6 +41,12 @@ export interface FetchBlobOptions extends AbortOptions {
   maxSizeBytes?: number
   /** Digest of the manifest that references the blob; the peer that supplied that manifest is asked first. */
   parent?: OciDigest
+  /**
+   * The caller waits for `stored`, not only for the bytes, so a blob fetched
+   * into memory is written without the delay that otherwise keeps writes out
+   * of the client's next requests.
+   */
+  storeAtOnce?: boolean
 }
 
 /** The agent's side of the registry API. */

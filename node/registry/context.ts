@@ -53,7 +53,7 @@ export function withTimeout (signal: AbortSignal, timeoutMs: number): AbortSigna
 }
 
 /** Size, size limit and parent manifest of a blob that a request fetches: see FetchBlobOptions. */
-export type FetchHint = Pick<FetchBlobOptions, 'sizeBytes' | 'maxSizeBytes' | 'parent'>
+export type FetchHint = Pick<FetchBlobOptions, 'sizeBytes' | 'maxSizeBytes' | 'parent' | 'storeAtOnce'>
 
 /** Fetches of one blob that may fail after they started, per request, before the client gets BLOB_UNKNOWN. */
 const MAX_FETCH_ATTEMPTS = 2

@@ -129,7 +129,7 @@ async function requireChildren (request: RegistryRequest, manifest: ParsedManife
   // The tag about to be published must find every child in the store, so a
   // blob fetched into memory counts only once it has been written there.
   const stored = await mapLimited(absent, MESH_FETCH_CONCURRENCY, async child => {
-    const fetched = await ensureLocal(request, child.digest, { sizeBytes: child.size })
+    const fetched = await ensureLocal(request, child.digest, { sizeBytes: child.size, storeAtOnce: true })
     return fetched != null && await fetched.stored
   })
   const missing = absent.filter((_child, i) => !stored[i])

@@ -110,6 +110,25 @@ describe('registry fetches through the mesh', function () {
     await waitUntil(() => !agent.context.fetcher.isFetching(HTTPD_V1), 'the fetcher to stop counting the stored transfer')
   })
 
+  it('fetched blob is stored after the write-behind delay', async () => {
+    const agent = await startLocalAgent({ dht: false, bootstrap: [addressOf(publisher)] })
+    agents.push(agent)
+    await waitUntil(() => agent.context.catalog.get('demo/httpd', 'v1') != null, 'the catalog sync with the publisher')
+    // A delay no test waits for: only a flush or storeAtOnce can write the blobs.
+    const backend = new AgentRegistryBackend(agent.context, { writeBehindMs: 600_000 })
+    assert.ok(await backend.resolveTag('demo/httpd', 'v1') != null)
+
+    const manifest = await backend.fetchBlob(HTTPD_V1)
+    const config = await backend.fetchBlob(HTTPD_V1_CONFIG, { parent: HTTPD_V1, storeAtOnce: true })
+
+    assert.ok(manifest?.bytes != null, 'the manifest is served from memory before it is stored')
+    assert.equal(await config?.stored, true, 'storeAtOnce skips the delay')
+    assert.equal(await agent.context.store.has(HTTPD_V1), false)
+    await backend.flushWrites()
+    assert.equal(await manifest.stored, true)
+    assert.equal(await agent.context.store.has(HTTPD_V1), true)
+  })
+
   it('push to another publisher\'s repository warns', async () => {
     const agent = await startLocalAgent({ dht: false, registry: '127.0.0.1:0', bootstrap: [addressOf(publisher)] })
     agents.push(agent)
