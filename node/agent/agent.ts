@@ -13,7 +13,7 @@ import { LevelDatastore } from 'datastore-level'
 import { PeerCacheDatastore } from '../net/peer-cache-datastore.js'
 import { Catalog } from '../catalog/catalog.js'
 import { TrustPolicy } from '../catalog/trust.js'
-import { loadConfig, parseBootstrapAddress, parseMultiaddrValue, parseRegistryAddress, type AgentConfig } from '../config/config.js'
+import { loadConfig, parseBootstrapAddress, parseMultiaddrValue, parseTcpListenAddress, parseRegistryAddress, type AgentConfig } from '../config/config.js'
 import { AgentAlreadyRunningError, DataDirNotWritableError, InvalidConfigError } from '../config/errors.js'
 import { loadIdentity } from '../config/identity.js'
 import { dataDirPaths, type DataDirPaths } from '../config/paths.js'
@@ -174,7 +174,9 @@ export class Agent {
     const privateKey = await loadIdentity(paths.identity)
     const peerId = peerIdFromPrivateKey(privateKey).toString()
 
-    const listen = (options.listen ?? config.listen).map((address, i) => parseMultiaddrValue(address, `listen address ${i + 1}`))
+    // Tests and the simulator bring other transports and their own addresses.
+    const parseListen = options.transports == null ? parseTcpListenAddress : parseMultiaddrValue
+    const listen = (options.listen ?? config.listen).map((address, i) => parseListen(address, `listen address ${i + 1}`))
     const bootstrap = [...config.bootstrap, ...(options.bootstrap ?? []).map((address, i) => parseBootstrapAddress(address, `bootstrap address ${i + 1}`))]
     const registry = parseRegistryAddress(options.registry ?? config.registry)
     const { protector, swarmKeyPath } = await connectionProtector(options, config)

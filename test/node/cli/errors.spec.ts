@@ -105,6 +105,23 @@ describe('cli invalid input', function () {
     expect(result.stderr).to.match(/already runs/)
   })
 
+  it('rejects a listen address not on TCP', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'km-listen-'))
+    try {
+      await runCli(['init', '--dir', dir])
+      const quic = await runCli(['agent', '--dir', dir, '--listen', '/ip4/127.0.0.1/udp/0/quic-v1', '--registry', 'off'])
+      const websocket = await runCli(['agent', '--dir', dir, '--listen', '/ip4/127.0.0.1/tcp/0', '--listen', '/ip4/127.0.0.1/tcp/0/ws', '--registry', 'off'])
+
+      expect(quic.code).to.equal(1)
+      expect(quic.stderr).to.contain('listen address 1 "/ip4/127.0.0.1/udp/0/quic-v1" is not a TCP address: the agent listens on TCP only')
+      expect(quic.stderr).to.not.match(/port may be in use/)
+      expect(websocket.code).to.equal(1)
+      expect(websocket.stderr).to.contain('listen address 2 "/ip4/127.0.0.1/tcp/0/ws" is not a TCP address')
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+
   it('rejects a bad registry address', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'km-reg-'))
     try {
