@@ -152,6 +152,12 @@ export class UploadSessions {
         positionBytes += chunk.byteLength
       }
 
+      // A DELETE may cancel the upload while its chunk arrives. The client
+      // must not get a Location for an upload that no longer exists.
+      if (this.sessions.get(session.id) !== session) {
+        throw new RegistryError('BLOB_UPLOAD_UNKNOWN', `upload ${session.id} was cancelled while this chunk arrived, so start a new one with POST /v2/${session.repository}/blobs/uploads/`)
+      }
+
       const receivedBytes = positionBytes - startBytes
       if (options.expectedBytes != null && receivedBytes !== options.expectedBytes) {
         throw new RegistryError('SIZE_INVALID', `chunk for upload ${session.id} has ${receivedBytes} bytes, but its Content-Range announced ${options.expectedBytes}`)

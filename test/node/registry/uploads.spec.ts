@@ -1,6 +1,7 @@
 /** Blob uploads: monolithic, chunked, resumed, mounted, cancelled and expired. */
 import { strict as assert } from 'node:assert'
 import { readdir, writeFile } from 'node:fs/promises'
+import { request } from 'node:http'
 import { connect as netConnect } from 'node:net'
 import { join } from 'node:path'
 import { blobOf, loadFixture, send, startRegistry, type RegistryFixture } from './helpers.js'
@@ -195,6 +196,34 @@ describe('registry uploads', () => {
     assert.equal(status.status, 404)
     assert.equal(status.code, 'BLOB_UPLOAD_UNKNOWN')
     assert.deepEqual(await readdir(join(registry.dir, 'uploads')), [])
+  })
+
+  it('DELETE during a PATCH fails the PATCH', async () => {
+    const location = await startUpload()
+    const patch = request({ host: '127.0.0.1', port: registry.port, method: 'PATCH', path: location, headers: { 'Content-Type': 'application/octet-stream' } })
+    const response = new Promise<{ status: number, body: string }>((resolve, reject) => {
+      patch.once('response', res => {
+        let body = ''
+        res.on('data', (chunk: Buffer) => { body += chunk.toString() })
+        res.once('end', () => { resolve({ status: res.statusCode ?? 0, body }) })
+      })
+      patch.once('error', reject)
+    })
+    patch.write(Buffer.alloc(1024, 1))
+    const deadline = Date.now() + 5_000
+    while (registry.server.uploads.busyCount === 0 && Date.now() < deadline) {
+      await new Promise(resolve => setTimeout(resolve, 10))
+    }
+
+    const cancelled = await send(registry.port, 'DELETE', location)
+    patch.end(Buffer.alloc(1024, 2))
+    const patched = await response
+
+    assert.equal(cancelled.status, 204)
+    assert.equal(patched.status, 404)
+    assert.equal(JSON.parse(patched.body).errors[0].code, 'BLOB_UPLOAD_UNKNOWN')
+    assert.match(patched.body, /was cancelled while this chunk arrived/)
+    assert.equal(registry.server.uploads.size, 0)
   })
 
   it('mount of a local blob needs no upload', async () => {
