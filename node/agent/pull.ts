@@ -43,6 +43,8 @@ export interface PullOptions extends AbortOptions {
    * has yet again.
    */
   waitForSourcesMs?: number
+  /** Maximum random wait before the first DHT lookup of each blob (see FetchOptions). */
+  firstLookupDelayMaxMs?: number
   /**
    * Peers to fetch from first when the reference names a digest, such as the
    * publisher of the tag record that led to it. A tag finds its own.
@@ -152,6 +154,7 @@ async function pullParsed (context: AgentContext, parsed: ImageReference, refere
       preferredPeers: sources,
       onProgress: options.onProgress,
       waitForSourcesMs: options.waitForSourcesMs,
+      firstLookupDelayMaxMs: options.firstLookupDelayMaxMs,
       onVerified
     })
     let info = await fetch()

@@ -17,6 +17,7 @@ import { GarbageCollector } from '../store/gc.js'
 import { PinFile, type TagVersion } from '../store/pins.js'
 import { connectedPeers } from '../net/peers.js'
 import { anySignal } from '../net/signals.js'
+import { ROLLOUT_FIRST_LOOKUP_DELAY_MAX_MS } from '../fetch/sources.js'
 import { pullImage } from './pull.js'
 import { PullQueue, type PullQueueInit } from './subscription-pulls.js'
 import { describeSubscriptions, type SubscriptionView } from './subscription-views.js'
@@ -341,7 +342,7 @@ export class SubscriptionManager {
     const publisher = this.components.catalog.get(repository, tag)?.record.publisher
     const publisherPeer = publisher == null ? undefined : connectedPeers(context.node).get(publisher)
     const preferredPeers = publisherPeer == null ? [] : [publisherPeer]
-    const result = await pullImage(context, `${repository}@${version.digest}`, { platform: localPlatform(), signal: attemptSignal, waitForSourcesMs: SUBSCRIPTION_WAIT_FOR_SOURCES_MS, preferredPeers, onProgress })
+    const result = await pullImage(context, `${repository}@${version.digest}`, { platform: localPlatform(), signal: attemptSignal, waitForSourcesMs: SUBSCRIPTION_WAIT_FOR_SOURCES_MS, firstLookupDelayMaxMs: ROLLOUT_FIRST_LOOKUP_DELAY_MAX_MS, preferredPeers, onProgress })
 
     // A newer version may have superseded this one while the pull finished.
     signal.throwIfAborted()

@@ -65,6 +65,13 @@ export interface FetchOptions extends AbortOptions {
    */
   waitForSourcesMs?: number
   /**
+   * Maximum random wait before the first DHT lookup when no connected peer
+   * has or receives the blob, in ms. A subscription's pull passes
+   * ROLLOUT_FIRST_LOOKUP_DELAY_MAX_MS.
+   * @default FIRST_LOOKUP_DELAY_MAX_MS
+   */
+  firstLookupDelayMaxMs?: number
+  /**
    * Receives the bytes of a blob small enough for the store's cache once
    * they match the digest, before the store makes them durable. A pull
    * parses a manifest from them and requests its children while the
@@ -230,7 +237,7 @@ export class BlobFetcher {
           if (++rounds > MAX_SOURCE_ROUNDS) {
             break
           }
-          const found = await this.sources.find(digest, tried, { signal })
+          const found = await this.sources.find(digest, tried, { signal, firstLookupDelayMaxMs: options.firstLookupDelayMaxMs })
           queue.push(...shuffle(found.ready))
           if (queue.length === 0) {
             // During a rollout a blob may not be provided anywhere yet, so an
@@ -318,7 +325,7 @@ export class BlobFetcher {
             if (stalls.record(writer.offset > offsetBefore)) {
               // Peers that connected since the queue was filled go first too.
               if (queue.length === 0) {
-                const found = await this.sources.find(digest, new Set([...tried, peerName]), { signal })
+                const found = await this.sources.find(digest, new Set([...tried, peerName]), { signal, firstLookupDelayMaxMs: options.firstLookupDelayMaxMs })
                 queue.push(...shuffle(found.ready))
               }
               queue.push(peer)

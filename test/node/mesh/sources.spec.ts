@@ -51,6 +51,30 @@ describe('SourceFinder', function () {
     }
   })
 
+  it('find waits longer before a rollout lookup', async () => {
+    // The DHT is on, and no connected peer has the blob.
+    const holder = await startLocalAgent()
+    const seeker = await startLocalAgent({ bootstrap: [addressOf(holder)] })
+    agents.push(holder, seeker)
+    await waitUntil(() => seeker.node.getConnections(holder.node.peerId).length > 0, 'the seeker to connect')
+    const digest = await holder.context.store.put(randomBytes(1024))
+    const exclude = new Set([holder.peerId])
+
+    // A finder that looks up at once by default still waits when the caller passes a wait no test reaches.
+    const sources = new SourceFinder(seeker.node, seeker.context.penalties, { firstLookupDelayMaxMs: 0 })
+    try {
+      const waiting = await sources.find(digest, exclude, { firstLookupDelayMaxMs: 600_000 })
+      const statsAfterWait = { ...sources.stats }
+      await sources.find(`sha256:${'0'.repeat(64)}`, exclude, { signal: AbortSignal.timeout(20_000) })
+
+      expect(waiting.lookupDeferred).to.equal(true)
+      expect(statsAfterWait).to.include({ providerLookups: 0, deferredLookups: 1 })
+      expect(sources.stats).to.include({ providerLookups: 1, deferredLookups: 1 })
+    } finally {
+      sources.stop()
+    }
+  })
+
   it('asks again a peer that lacked the blob', async () => {
     // A line without the DHT: the holder, a middle agent, and the fetcher.
     const holder = await startLocalAgent({ dht: false })
