@@ -279,10 +279,12 @@ export class BlobFetcher {
         let failure: Error | undefined
         try {
           outcome = await this.receiveFrom(peer, digest, opening, offsetBefore, options, holders => {
-            // A busy source names the peers it sent copies to: try them next.
-            // Each is taken once per transfer, so two busy peers that name
-            // each other do not send requests back and forth without a pause.
-            for (const holder of holders) {
+            // A busy source names the peers it sent copies to: try them next,
+            // connected ones first (see preferConnected). Each is taken once
+            // per transfer, so two busy peers that name each other do not
+            // send requests back and forth without a pause.
+            const untried = holders.filter(holder => !tried.has(holder.id.toString()) && !lacking.has(holder.id.toString()))
+            for (const holder of this.sources.preferConnected(untried)) {
               const name = holder.id.toString()
               if (!tried.has(name) && !hinted.has(name)) {
                 hinted.add(name)
@@ -413,7 +415,7 @@ export class BlobFetcher {
         return 'absent'
       }
       if (reply.status === BlobResponse.Status.BUSY) {
-        onHolders(this.sources.preferConnected(await this.sources.rememberHolders(reply.holders, options)))
+        onHolders(await this.sources.rememberHolders(reply.holders, options))
         return 'busy'
       }
       if (reply.status !== BlobResponse.Status.OK) {

@@ -145,12 +145,17 @@ export class SourceFinder {
    * few early holders, and each would dial the copies those name. At 50
    * agents on loopback that added 150 connections during the rollout, each
    * with its handshake, identify, DHT check and catalog sync. A connected
-   * holder serves as well and costs no dial; the unconnected ones are still
-   * dialled when they are the only lead.
+   * holder serves as well and costs no dial. The caller leaves out holders
+   * that already lacked the blob, so the unconnected ones are dialled when
+   * no connected one can lead to it.
    */
   preferConnected (holders: PeerInfo[]): PeerInfo[] {
-    const connected = holders.filter(holder => this.node.getConnections(holder.id).length > 0)
+    const connected = holders.filter(holder => this.isConnected(holder.id))
     return connected.length > 0 ? connected : holders
+  }
+
+  private isConnected (peer: PeerId): boolean {
+    return this.node.getConnections(peer).length > 0
   }
 
   /** Marks a peer unreachable, after a failed dial or a broken connection. */
@@ -176,9 +181,17 @@ export class SourceFinder {
 
     // Busy holders name the peers they sent copies to. Those may not be
     // connected here, and without the DHT nothing else would lead to them.
-    const hinted = this.preferConnected(found.hinted.filter(holder => usable(holder.id) && !found.busy.some(busy => busy.equals(holder.id))))
-    if (found.ready.length === 0 && hinted.length > 0) {
-      await this.ask(hinted.map(holder => holder.id), digest, found, options)
+    // Connected ones are asked first. The others cost a dial each, so they
+    // are asked only when no connected one has the blob or is receiving it.
+    const hinted = found.hinted.filter(holder => usable(holder.id) && !found.busy.some(busy => busy.equals(holder.id)))
+    const connectedHints = hinted.filter(holder => this.isConnected(holder.id))
+    const busyBefore = found.busy.length
+    if (found.ready.length === 0 && connectedHints.length > 0) {
+      await this.ask(connectedHints.map(holder => holder.id), digest, found, options)
+    }
+    const otherHints = hinted.filter(holder => !connectedHints.includes(holder))
+    if (found.ready.length === 0 && found.busy.length === busyBefore && otherHints.length > 0) {
+      await this.ask(otherHints.map(holder => holder.id), digest, found, options)
     }
     if (found.ready.length > 0 || this.node.services.dht == null) {
       return found

@@ -124,6 +124,48 @@ describe('blob server upload budget', function () {
   })
 })
 
+describe('busy answers with a recipient that lacks the blob', function () {
+  this.timeout(120_000)
+  const agents: Agent[] = []
+
+  afterEach(async () => {
+    await stopLocalAgents(agents.splice(0))
+  })
+
+  it('fetch dials the unconnected recipients', async () => {
+    const holder = await startLocalAgent({ dht: false })
+    agents.push(holder)
+    const recipients: Agent[] = []
+    for (let i = 0; i < MAX_UPLOADS_PER_BLOB; i++) {
+      const recipient = await startLocalAgent({ dht: false, minConnections: 1, bootstrap: [addressOf(holder)] })
+      agents.push(recipient)
+      recipients.push(recipient)
+    }
+    await waitUntil(() => recipients.every(recipient => recipient.node.getConnections(holder.node.peerId).length > 0), 'every recipient to connect to the holder')
+    const digest = await holder.context.store.put(randomBytes(256 * 1024))
+
+    // The last recipient starts its copy and gives up on it, so the holder
+    // counts it and names it, but it never has the blob.
+    const [first, second, quitter] = recipients as [Agent, Agent, Agent]
+    for (const recipient of [first, second]) {
+      await recipient.context.fetcher.fetch(digest, { preferredPeers: [holder.node.peerId] })
+    }
+    const abandoned = await requestBlob(quitter.node, holder.node.peerId, digest, 0)
+    expect(abandoned.status).to.equal(BlobResponse.Status.OK)
+    abandoned.stream.abort(new Error('the recipient gives up'))
+
+    // The latecomer is connected to the holder and to the recipient that gave up only.
+    const latecomer = await startLocalAgent({ dht: false, minConnections: 1, bootstrap: [addressOf(holder)] })
+    agents.push(latecomer)
+    await waitUntil(() => latecomer.node.getConnections(holder.node.peerId).length > 0, 'the latecomer to connect to the holder')
+    await latecomer.node.dial(multiaddr(addressOf(quitter)))
+    await latecomer.context.fetcher.fetch(digest, { preferredPeers: [holder.node.peerId], waitForSourcesMs: 10_000, signal: AbortSignal.timeout(20_000) })
+
+    expect(await latecomer.context.store.has(digest)).to.equal(true)
+    expect(first.context.blobServer.stats.servedBlobs + second.context.blobServer.stats.servedBlobs).to.equal(1)
+  })
+})
+
 describe('UploadBudget', () => {
   const budget = (): UploadBudget => new UploadBudget({ maxUploadsPerBlob: 1, maxUploadsPerSmallBlob: 2, smallBlobBytes: 100, maxConcurrentUploads: 1 })
 
