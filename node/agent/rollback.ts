@@ -100,6 +100,8 @@ export interface RollbackResult {
   hlc?: string
   /** Peers the new record went to directly, for a fleet rollback. */
   announcedTo?: number
+  /** Reason other agents are expected to reject the new record, such as a repository that another publisher owns. */
+  warning?: string
 }
 
 function parseTagReference (reference: string): { repository: string, tag: string } {

@@ -47,8 +47,12 @@ ${COMMON_HELP}`,
     if (values.json === true) {
       console.log(JSON.stringify(result, null, 2))
     } else if (result.scope === 'fleet') {
-      console.log(`rolled ${result.repository}:${result.tag} back to ${result.to} for every subscribed device`)
+      const audience = result.warning == null ? 'every subscribed device' : 'the devices that accept this agent\'s records'
+      console.log(`rolled ${result.repository}:${result.tag} back to ${result.to} for ${audience}`)
       console.log(`  from ${result.from ?? 'a deleted tag'}, clock ${result.hlc ?? '-'}, announced to ${result.announcedTo ?? 0} peer(s)`)
+      if (result.warning != null) {
+        console.error(`warning: ${result.warning}`)
+      }
     } else {
       console.log(`this device now holds ${result.repository}:${result.tag} at ${result.to}`)
       console.log(`  rolled back from ${result.from ?? '-'}; the hold ends when a newer version is published, or with --release`)

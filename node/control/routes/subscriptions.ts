@@ -1,7 +1,11 @@
 /** Control routes of subscriptions, garbage collection and rollback. */
+import { logger } from '@libp2p/logger'
 import { releaseHold, rollbackTag } from '../../agent/rollback.js'
 import { parseStorageSize } from '../../agent/subscription-config.js'
+import { rejectedElsewhere } from '../../catalog/trust.js'
 import { optionalBoolean, requireString, type ControlRoute } from '../route.js'
+
+const log = logger('kilomesh:control')
 
 export const subscriptionRoutes: ControlRoute[] = [
   {
@@ -36,7 +40,14 @@ export const subscriptionRoutes: ControlRoute[] = [
       if (optionalBoolean(body, 'release') === true) {
         return releaseHold(agent.context, reference)
       }
-      return rollbackTag(agent.context, reference, { local: optionalBoolean(body, 'local') })
+      const result = await rollbackTag(agent.context, reference, { local: optionalBoolean(body, 'local') })
+      // A fleet rollback publishes a tag record like publish does, so the
+      // same trust rule decides whether other agents accept it.
+      const warning = result.scope === 'fleet' ? rejectedElsewhere(agent.context.catalog.trust, agent.peerId, result.repository) : undefined
+      if (warning != null) {
+        log('rolled back %s:%s, but %s', result.repository, result.tag, warning)
+      }
+      return warning == null ? result : { ...result, warning }
     }
   }
 ]

@@ -70,6 +70,18 @@ describe('cli tags, untag and trust', function () {
     expect(json.warning).to.match(/trust entries restrict demo\/warned/)
   })
 
+  it('rollback warns when peers would reject it', async () => {
+    await runCli(['publish', 'demo/warned:roll', '--from', `${fixture('micro-httpd')}:v1`, '--dir', agent.dir])
+    await runCli(['publish', 'demo/warned:roll', '--from', `${fixture('micro-httpd')}:v2`, '--dir', agent.dir])
+
+    const result = await runCli(['rollback', 'demo/warned:roll', '--dir', agent.dir])
+
+    expect(result.code, result.stderr).to.equal(0)
+    expect(result.stdout).to.contain('for the devices that accept this agent\'s records')
+    expect(result.stdout).to.not.contain('every subscribed device')
+    expect(result.stderr).to.match(/^warning: trust entries restrict demo\/warned to other publishers/)
+  })
+
   it('trust rm removes the entry', async () => {
     await runCliOk(['trust', 'rm', STRANGER, '--dir', agent.dir])
 
