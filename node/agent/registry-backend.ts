@@ -58,11 +58,27 @@ export class AgentRegistryBackend implements RegistryBackend {
     this.maxMemoryFetchBytes = init.maxMemoryFetchBytes ?? MAX_MEMORY_FETCH_BYTES
     this.memoryFetchBudgetBytes = init.memoryFetchBudgetBytes ?? MEMORY_FETCH_BUDGET_BYTES
     this.writeBehind = new WriteBehind(init.writeBehindMs ?? WRITE_BEHIND_MS)
+    context.fetcher.watchPendingWrites(digest => this.storeNow(digest))
+  }
+
+  /**
+   * Returns the write of a blob that a fetch into memory has or is receiving,
+   * started now if it waits, or undefined when there is none. The fetcher
+   * and the blob server use it instead of downloading the blob again or
+   * answering NOT_FOUND during the write-behind delay.
+   */
+  storeNow (digest: OciDigest): Promise<boolean> | undefined {
+    const entry = this.inMemory.get(digest)
+    if (entry == null) {
+      return undefined
+    }
+    this.writeBehind.flush(digest)
+    return entry.pending.then(async fetched => await fetched?.stored ?? false, () => false)
   }
 
   /** Starts the delayed writes now and waits until every blob fetched into memory is stored or failed. */
   async flushWrites (): Promise<void> {
-    this.writeBehind.flush()
+    this.writeBehind.flushAll()
     await Promise.all([...this.inMemory.values()].map(async entry => entry.pending.then(async fetched => fetched?.stored).catch(() => {})))
   }
 
@@ -187,7 +203,11 @@ export class AgentRegistryBackend implements RegistryBackend {
         this.context.fetcher.stats.fetchedBlobs++
         this.context.fetcher.stats.receivedBytes += bytes.byteLength
         this.rememberSources(digest, [peer])
-        await this.writeBehind.wait(options.storeAtOnce === true)
+        await this.writeBehind.wait(digest, options.storeAtOnce === true)
+        // A pull may have stored the blob meanwhile.
+        if (await this.context.store.has(digest)) {
+          return true
+        }
         // receiveBody hashed these bytes as they arrived, and `done` gives them only once they matched.
         return this.context.store.putVerified(bytes, digest).then(() => true, (err: Error) => {
           log.error('could not store %s after fetching it: %e', digest, err)

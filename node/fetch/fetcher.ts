@@ -95,6 +95,8 @@ export class BlobFetcher {
   private readonly receiving = new Map<OciDigest, PeerId>()
   /** Peers that recently delivered a blob, newest first: the blobs of one image usually sit together. */
   private recentSources: PeerId[] = []
+  /** See watchPendingWrites. */
+  private pendingWrite: (digest: OciDigest) => Promise<boolean> | undefined = () => undefined
   /** Transfers from peers that run outside the fetcher, such as the registry's fetches into memory, counted per digest. */
   private readonly outsideTransfers = new Map<OciDigest, number>()
 
@@ -104,6 +106,20 @@ export class BlobFetcher {
     private readonly penalties: PeerPenalties,
     readonly sources: SourceFinder = new SourceFinder(node, penalties)
   ) {}
+
+  /**
+   * Lets another part of the agent report blobs that it keeps in memory and
+   * stores soon, such as the registry's fetches into memory: the lookup
+   * returns that write, started at once, or undefined.
+   */
+  watchPendingWrites (lookup: (digest: OciDigest) => Promise<boolean> | undefined): void {
+    this.pendingWrite = lookup
+  }
+
+  /** Returns the write of `digest` that another part of the agent keeps in memory, started now, or undefined. */
+  pendingWriteOf (digest: OciDigest): Promise<boolean> | undefined {
+    return this.pendingWrite(digest)
+  }
 
   /** Returns true while a transfer of `digest` from peers is running, here or one recorded with trackTransfer. */
   isFetching (digest: OciDigest): boolean {
@@ -162,6 +178,16 @@ export class BlobFetcher {
     const local = await this.store.stat(digest)
     if (local != null) {
       return { ...local, fetched: false }
+    }
+
+    // The registry may hold the blob in memory until its delayed write.
+    // Waiting for that write costs less than downloading the blob again.
+    const writing = this.pendingWrite(digest)
+    if (writing != null && await raceAbort(writing, options.signal)) {
+      const stored = await this.store.stat(digest)
+      if (stored != null) {
+        return { ...stored, fetched: false }
+      }
     }
 
     // A transfer that every earlier caller gave up on is being cancelled, so

@@ -13,7 +13,7 @@ import { BlobRequest, BlobResponse } from '../../protocol/messages/blob.js'
 import { CorruptBlobError } from '../store/errors.js'
 import { ARRIVAL_WAIT_MS, BLOB_CHUNK_BYTES, MAX_HOLDER_HINTS, MAX_INBOUND_BLOB_STREAMS, MAX_TRANSFER_TIME_MS, REQUEST_TIMEOUT_MS } from './constants.js'
 import { connectedPeerNames, connectedPeers } from './peers.js'
-import { anySignal, timeoutSignal } from './signals.js'
+import { anySignal, raceAbort, timeoutSignal } from './signals.js'
 import { UploadBudget } from './upload-budget.js'
 import type { BlobStore, OpenBlob } from '../store/blob-store.js'
 import type { KilomeshLibp2p } from './libp2p.js'
@@ -43,6 +43,8 @@ export interface IncomingBlobs {
   receivingFrom: (digest: OciDigest) => PeerId | undefined
   /** Resolves when the transfer of `digest` in progress ends, stored or not. */
   settled: (digest: OciDigest, options?: AbortOptions) => Promise<void>
+  /** Returns the write of a blob held in memory until a delayed write, started now; true once stored. */
+  pendingWriteOf?: (digest: OciDigest) => Promise<boolean> | undefined
 }
 
 const NO_INCOMING_BLOBS: IncomingBlobs = {
@@ -151,6 +153,12 @@ export class BlobServer {
     // The store is asked twice only for a blob in transit to this agent.
     if (this.incoming.receivingFrom(request.digest) != null && await this.store.stat(request.digest) == null) {
       await this.awaitArrival(request.digest, peer, options)
+    }
+    // A blob the registry sent its client from memory reaches the store a
+    // moment later; the request waits for that write instead of NOT_FOUND.
+    const writing = this.incoming.pendingWriteOf?.(request.digest)
+    if (writing != null) {
+      await raceAbort(writing, options.signal).catch(() => false)
     }
 
     if (request.headerOnly) {

@@ -7,10 +7,12 @@ import { strict as assert } from 'node:assert'
 import { randomBytes } from 'node:crypto'
 import { pbStream } from '@libp2p/utils'
 import { MAX_MANIFEST_BYTES, MAX_MESSAGE_BYTES, RESOLVE_PROTOCOL } from '../../../protocol/constants.js'
+import { BlobResponse } from '../../../protocol/messages/blob.js'
 import { ResolveRequest, ResolveResponse } from '../../../protocol/messages/resolve.js'
 import { publishImage } from '../../../node/agent/publish.js'
 import { pullImage } from '../../../node/agent/pull.js'
 import { AgentRegistryBackend } from '../../../node/agent/registry-backend.js'
+import { requestBlob } from '../../../node/net/blob-client.js'
 import { addressOf, startLocalAgent, stopLocalAgents, waitUntil } from '../../utils/in-process.js'
 import { fixture } from '../../utils/paths.js'
 import { startRoguePeer, type RoguePeer } from '../../utils/rogue-peer.js'
@@ -114,19 +116,34 @@ describe('registry fetches through the mesh', function () {
     const agent = await startLocalAgent({ dht: false, bootstrap: [addressOf(publisher)] })
     agents.push(agent)
     await waitUntil(() => agent.context.catalog.get('demo/httpd', 'v1') != null, 'the catalog sync with the publisher')
-    // A delay no test waits for: only a flush or storeAtOnce can write the blobs.
+    // A delay no test waits for: only a flush, a request for the blob or storeAtOnce can write the blobs.
     const backend = new AgentRegistryBackend(agent.context, { writeBehindMs: 600_000 })
     assert.ok(await backend.resolveTag('demo/httpd', 'v1') != null)
 
     const manifest = await backend.fetchBlob(HTTPD_V1)
     const config = await backend.fetchBlob(HTTPD_V1_CONFIG, { parent: HTTPD_V1, storeAtOnce: true })
+    const layer = await backend.fetchBlob(HTTPD_V1_LAYER, { parent: HTTPD_V1 })
 
     assert.ok(manifest?.bytes != null, 'the manifest is served from memory before it is stored')
+    assert.ok(layer?.bytes != null)
     assert.equal(await config?.stored, true, 'storeAtOnce skips the delay')
     assert.equal(await agent.context.store.has(HTTPD_V1), false)
+    assert.equal(await agent.context.store.has(HTTPD_V1_LAYER), false)
+
+    // A pull of a waiting blob stores it from memory instead of downloading it again.
+    const requestsBefore = publisher.context.blobServer.stats.requests
+    await agent.context.fetcher.fetch(HTTPD_V1)
+    assert.equal(publisher.context.blobServer.stats.requests, requestsBefore)
+    assert.equal(await agent.context.store.has(HTTPD_V1), true)
+
+    // A peer that asks for a waiting blob gets it instead of NOT_FOUND.
+    const reply = await requestBlob(publisher.node, agent.node.peerId, HTTPD_V1_LAYER, 0, { headerOnly: true })
+    assert.equal(reply.status, BlobResponse.Status.OK)
+    assert.equal(await agent.context.store.has(HTTPD_V1_LAYER), true)
+
     await backend.flushWrites()
     assert.equal(await manifest.stored, true)
-    assert.equal(await agent.context.store.has(HTTPD_V1), true)
+    assert.equal(await layer.stored, true)
   })
 
   it('push to another publisher\'s repository warns', async () => {
