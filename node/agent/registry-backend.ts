@@ -64,8 +64,8 @@ export class AgentRegistryBackend implements RegistryBackend {
   /**
    * Returns the write of a blob that a fetch into memory has or is receiving,
    * started now if it waits, or undefined when there is none. The fetcher
-   * and the blob server use it instead of downloading the blob again or
-   * answering NOT_FOUND during the write-behind delay.
+   * and the blob server use it during the write-behind delay, instead of
+   * downloading the blob again or returning NOT_FOUND.
    */
   storeNow (digest: OciDigest): Promise<boolean> | undefined {
     const entry = this.inMemory.get(digest)
