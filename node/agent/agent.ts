@@ -13,7 +13,7 @@ import { LevelDatastore } from 'datastore-level'
 import { PeerCacheDatastore } from '../net/peer-cache-datastore.js'
 import { Catalog } from '../catalog/catalog.js'
 import { TrustPolicy } from '../catalog/trust.js'
-import { loadConfig, parseBootstrapAddress, parseMultiaddrValue, parseTcpListenAddress, parseRegistryAddress, type AgentConfig } from '../config/config.js'
+import { loadConfig, parseBootstrapAddress, parseMultiaddrValue, parseRegistryAddress, type AgentConfig } from '../config/config.js'
 import { AgentAlreadyRunningError, DataDirNotWritableError, InvalidConfigError } from '../config/errors.js'
 import { loadIdentity } from '../config/identity.js'
 import { dataDirPaths, type DataDirPaths } from '../config/paths.js'
@@ -32,6 +32,8 @@ import { OciLayout } from '../store/layout.js'
 import { isProcessAlive, readAgentFile, removeAgentFile, writeAgentFile, type AgentFile } from './agent-file.js'
 import { SubscriptionManager } from './subscriptions.js'
 import { SyncRelay } from './sync-relay.js'
+import { ListenFailedError } from './errors.js'
+import { explainListenFailure, splitListenAddresses } from './listen.js'
 import { PeerBlocklist } from './test-hooks.js'
 import type { PrivateKey } from '@libp2p/interface'
 import type { Datastore } from 'interface-datastore'
@@ -148,6 +150,8 @@ async function connectionProtector (options: AgentOptions, config: AgentConfig):
 export class Agent {
   /** Registry address actually bound, or null when the registry is off. */
   registryAddress: string | null = null
+  /** Messages for the listen addresses left out because the TCP transport cannot bind them. */
+  skippedListen: string[] = []
   private readonly stoppers: Array<() => Promise<void>> = []
   private stopping?: Promise<void>
 
@@ -174,9 +178,13 @@ export class Agent {
     const privateKey = await loadIdentity(paths.identity)
     const peerId = peerIdFromPrivateKey(privateKey).toString()
 
+    const originOf = (i: number): string => options.listen != null ? `listen address ${i + 1}` : `"listen[${i}]" in ${paths.config}`
+    let listen = (options.listen ?? config.listen).map((address, i) => parseMultiaddrValue(address, originOf(i)))
     // Tests and the simulator bring other transports and their own addresses.
-    const parseListen = options.transports == null ? parseTcpListenAddress : parseMultiaddrValue
-    const listen = (options.listen ?? config.listen).map((address, i) => parseListen(address, `listen address ${i + 1}`))
+    let skippedListen: string[] = []
+    if (options.transports == null) {
+      ({ usable: listen, skipped: skippedListen } = splitListenAddresses(listen, peerId, originOf))
+    }
     const bootstrap = [...config.bootstrap, ...(options.bootstrap ?? []).map((address, i) => parseBootstrapAddress(address, `bootstrap address ${i + 1}`))]
     const registry = parseRegistryAddress(options.registry ?? config.registry)
     const { protector, swarmKeyPath } = await connectionProtector(options, config)
@@ -238,7 +246,7 @@ export class Agent {
       await node.stop()
       await catalog.stop()
       await closeDatastore()
-      throw new Error(`could not listen on any of ${listen.join(', ')}; the port may be in use by another agent, so pass --listen with another port (or port 0 for any free port)`)
+      throw new ListenFailedError(options.transports == null ? await explainListenFailure(listen) : `could not listen on any of ${listen.join(', ')}`)
     }
 
     const penalties = new PeerPenalties()
@@ -258,6 +266,7 @@ export class Agent {
     relay.start()
     const context: AgentContext = { dir: options.dir, paths, config, privateKey, peerId, node, store, layout, catalog, fetcher, penalties, announcer, blobServer, providers, connectivity, subscriptions, startedAtMs, swarmKeyPath, sync, blocklist }
     const agent = new Agent(context, options)
+    agent.skippedListen = skippedListen
 
     agent.stoppers.push(closeDatastore)
     agent.stoppers.push(async () => { await catalog.stop() })

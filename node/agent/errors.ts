@@ -17,3 +17,9 @@ export class NoPreviousVersionError extends Error {
   static override readonly name = 'NoPreviousVersionError'
   override readonly name = 'NoPreviousVersionError'
 }
+
+/** The agent could bind none of its listen addresses. */
+export class ListenFailedError extends Error {
+  static override readonly name = 'ListenFailedError'
+  override readonly name = 'ListenFailedError'
+}

@@ -62,23 +62,6 @@ export function parseMultiaddrValue (value: unknown, origin: string): string {
   return value
 }
 
-/** Network protocols a TCP listen address may start with. */
-const LISTEN_HOST_PROTOCOLS = new Set(['ip4', 'ip6', 'dns', 'dns4', 'dns6'])
-
-/**
- * Checks a listen address for the agent's TCP transport: a host, then a TCP
- * port, and nothing after them. An address for another transport, such as
- * QUIC or WebSockets, used to fail later as if its port were taken.
- */
-export function parseTcpListenAddress (value: unknown, origin: string): string {
-  const address = parseMultiaddrValue(value, origin)
-  const names = multiaddr(address).getComponents().map(component => component.name)
-  if (names.length !== 2 || !LISTEN_HOST_PROTOCOLS.has(names[0] ?? '') || names[1] !== 'tcp') {
-    throw new InvalidConfigError(`${origin} ${JSON.stringify(address)} is not a TCP address: the agent listens on TCP only, so use a form such as /ip4/0.0.0.0/tcp/4001 or /ip6/::/tcp/4001`)
-  }
-  return address
-}
-
 /** Checks a bootstrap multiaddr: it must name the peer with /p2p/PEER_ID so the dial can be authenticated. */
 export function parseBootstrapAddress (value: unknown, origin: string): string {
   const address = parseMultiaddrValue(value, origin)

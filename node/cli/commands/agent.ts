@@ -90,6 +90,13 @@ ${COMMON_HELP}`,
         console.log(`  private network: only peers with the swarm key ${agent.context.swarmKeyPath} connect`)
       }
     }
+    for (const message of agent.skippedListen) {
+      console.error(`warning: ${message}; the agent listens on the other addresses`)
+    }
+    if (agent.multiaddrs().length === 0) {
+      console.error('warning: the agent listens on no address, so other devices cannot connect to it; pass --listen, such as /ip4/0.0.0.0/tcp/4001, or add a "listen" entry to config.json')
+    }
+
     // A misspelt setting would otherwise leave the device on its default,
     // such as no storage quota, without a word.
     const { KNOWN_CONFIG_KEYS, unknownConfigKeys } = await import('../../config/config.js')

@@ -1,5 +1,6 @@
 import { expect } from 'chai'
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises'
+import { createServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { cleanUp, runCli, runCommand, startAgent, type TestAgent } from '../../utils/agents.js'
@@ -105,19 +106,34 @@ describe('cli invalid input', function () {
     expect(result.stderr).to.match(/already runs/)
   })
 
-  it('rejects a listen address not on TCP', async () => {
+  it('rejects listen without a TCP address', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'km-listen-'))
     try {
       await runCli(['init', '--dir', dir])
-      const quic = await runCli(['agent', '--dir', dir, '--listen', '/ip4/127.0.0.1/udp/0/quic-v1', '--registry', 'off'])
-      const websocket = await runCli(['agent', '--dir', dir, '--listen', '/ip4/127.0.0.1/tcp/0', '--listen', '/ip4/127.0.0.1/tcp/0/ws', '--registry', 'off'])
+      const result = await runCli(['agent', '--dir', dir, '--listen', '/ip4/127.0.0.1/udp/0/quic-v1', '--listen', '/ip4/127.0.0.1/tcp/0/ws', '--registry', 'off'])
 
-      expect(quic.code).to.equal(1)
-      expect(quic.stderr).to.contain('listen address 1 "/ip4/127.0.0.1/udp/0/quic-v1" is not a TCP address: the agent listens on TCP only')
-      expect(quic.stderr).to.not.match(/port may be in use/)
-      expect(websocket.code).to.equal(1)
-      expect(websocket.stderr).to.contain('listen address 2 "/ip4/127.0.0.1/tcp/0/ws" is not a TCP address')
+      expect(result.code).to.equal(1)
+      expect(result.stderr).to.contain('listen address 1 "/ip4/127.0.0.1/udp/0/quic-v1" is not a TCP address: the agent listens on TCP only')
+      expect(result.stderr).to.contain('listen address 2 "/ip4/127.0.0.1/tcp/0/ws" is not a TCP address')
+      expect(result.stderr).to.not.match(/port is in use/)
     } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('names the reason a listen port failed', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'km-listen-'))
+    const holder = createServer()
+    await new Promise<void>(resolve => holder.listen(0, '127.0.0.1', resolve))
+    const port = (holder.address() as AddressInfo).port
+    try {
+      await runCli(['init', '--dir', dir])
+      const result = await runCli(['agent', '--dir', dir, '--listen', `/ip4/127.0.0.1/tcp/${port}`, '--registry', 'off'])
+
+      expect(result.code).to.equal(1)
+      expect(result.stderr).to.contain(`could not listen on any of /ip4/127.0.0.1/tcp/${port} (/ip4/127.0.0.1/tcp/${port}: the port is in use, maybe by another agent)`)
+    } finally {
+      holder.close()
       await rm(dir, { recursive: true, force: true })
     }
   })
