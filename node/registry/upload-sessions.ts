@@ -139,6 +139,7 @@ export class UploadSessions {
     try {
       for await (const chunk of source) {
         options.signal?.throwIfAborted()
+        this.requireActive(session)
 
         if (positionBytes + chunk.byteLength > this.init.maxUploadBytes) {
           throw new RegistryError('BLOB_TOO_LARGE', `upload ${session.id} would grow past the limit of ${this.init.maxUploadBytes} bytes`)
@@ -152,12 +153,7 @@ export class UploadSessions {
         positionBytes += chunk.byteLength
       }
 
-      // A DELETE may cancel the upload while its chunk arrives. The client
-      // must not get a Location for an upload that no longer exists.
-      if (this.sessions.get(session.id) !== session) {
-        throw new RegistryError('BLOB_UPLOAD_UNKNOWN', `upload ${session.id} was cancelled while this chunk arrived, so start a new one with POST /v2/${session.repository}/blobs/uploads/`)
-      }
-
+      this.requireActive(session)
       const receivedBytes = positionBytes - startBytes
       if (options.expectedBytes != null && receivedBytes !== options.expectedBytes) {
         throw new RegistryError('SIZE_INVALID', `chunk for upload ${session.id} has ${receivedBytes} bytes, but its Content-Range announced ${options.expectedBytes}`)
@@ -172,6 +168,17 @@ export class UploadSessions {
       await handle.close()
       session.busy = false
       session.lastUsedMs = Date.now()
+    }
+  }
+
+  /**
+   * Throws BLOB_UPLOAD_UNKNOWN when a DELETE cancelled the upload while a
+   * chunk arrived, so that the chunk's request stops writing and the client
+   * gets no Location for an upload that no longer exists.
+   */
+  private requireActive (session: UploadSession): void {
+    if (this.sessions.get(session.id) !== session) {
+      throw new RegistryError('BLOB_UPLOAD_UNKNOWN', `upload ${session.id} was cancelled while this chunk arrived, so start a new one with POST /v2/${session.repository}/blobs/uploads/`)
     }
   }
 
