@@ -90,7 +90,13 @@ export interface FetcherStats {
 export class BlobFetcher {
   readonly stats: FetcherStats = { fetchedBlobs: 0, receivedBytes: 0, failedAttempts: 0 }
   /** Transfers in progress, each shared by every caller that waits for the blob. */
-  private readonly inFlight = new Map<OciDigest, { done: Promise<BlobInfo>, shared: SharedWorkSignal }>()
+  /**
+   * Transfers in progress. `lookupDelay.maxMs` is the lowest first-lookup
+   * wait among the callers, undefined for the source finder's own, so an
+   * interactive pull that joins a subscription's transfer does not wait the
+   * longer time of the subscription.
+   */
+  private readonly inFlight = new Map<OciDigest, { done: Promise<BlobInfo>, shared: SharedWorkSignal, lookupDelay: { maxMs?: number } }>()
   /** The peer each transfer in progress receives bytes from. */
   private readonly receiving = new Map<OciDigest, PeerId>()
   /** Peers that recently delivered a blob, newest first: the blobs of one image usually sit together. */
@@ -196,9 +202,11 @@ export class BlobFetcher {
     let transfer = this.inFlight.get(digest)
     if (transfer == null || transfer.shared.aborted) {
       const shared = new SharedWorkSignal()
+      const lookupDelay = { maxMs: options.firstLookupDelayMaxMs }
       const started = {
         shared,
-        done: this.transfer(digest, { ...options, signal: shared.signal }).finally(() => {
+        lookupDelay,
+        done: this.transfer(digest, { ...options, signal: shared.signal }, lookupDelay).finally(() => {
           if (this.inFlight.get(digest) === started) {
             this.inFlight.delete(digest)
             this.receiving.delete(digest)
@@ -207,6 +215,8 @@ export class BlobFetcher {
       }
       transfer = started
       this.inFlight.set(digest, transfer)
+    } else if (transfer.lookupDelay.maxMs != null) {
+      transfer.lookupDelay.maxMs = options.firstLookupDelayMaxMs == null ? undefined : Math.min(transfer.lookupDelay.maxMs, options.firstLookupDelayMaxMs)
     }
 
     // Each caller may give up on its own signal. The transfer stops only
@@ -227,7 +237,7 @@ export class BlobFetcher {
     }
   }
 
-  private async transfer (digest: OciDigest, options: FetchOptions): Promise<BlobInfo> {
+  private async transfer (digest: OciDigest, options: FetchOptions, lookupDelay: { maxMs?: number }): Promise<BlobInfo> {
     const signal = options.signal
     // Peers that failed or sent bad bytes during this transfer.
     const tried = new Set<string>()
@@ -263,7 +273,7 @@ export class BlobFetcher {
           if (++rounds > MAX_SOURCE_ROUNDS) {
             break
           }
-          const found = await this.sources.find(digest, tried, { signal, firstLookupDelayMaxMs: options.firstLookupDelayMaxMs })
+          const found = await this.sources.find(digest, tried, { signal, firstLookupDelayMaxMs: lookupDelay.maxMs })
           queue.push(...shuffle(found.ready))
           if (queue.length === 0) {
             // During a rollout a blob may not be provided anywhere yet, so an
@@ -353,7 +363,7 @@ export class BlobFetcher {
             if (stalls.record(writer.offset > offsetBefore)) {
               // Peers that connected since the queue was filled go first too.
               if (queue.length === 0) {
-                const found = await this.sources.find(digest, new Set([...tried, peerName]), { signal, firstLookupDelayMaxMs: options.firstLookupDelayMaxMs })
+                const found = await this.sources.find(digest, new Set([...tried, peerName]), { signal, firstLookupDelayMaxMs: lookupDelay.maxMs })
                 queue.push(...shuffle(found.ready))
               }
               queue.push(peer)

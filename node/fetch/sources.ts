@@ -89,7 +89,7 @@ export class SourceFinder {
   /** Start time of the last DHT lookup per blob, or when holders were first busy. */
   private readonly lastLookupMs = new Map<OciDigest, number>()
   /** Earliest time of the first DHT lookup per blob that no connected peer has. */
-  private readonly firstLookupAtMs = new Map<OciDigest, number>()
+  private readonly firstLookupWaits = new Map<OciDigest, { sinceMs: number, fraction: number }>()
   private readonly busyLookupIntervalMs: number
   private readonly firstLookupDelayMaxMs: number
   private readonly onConnect = (event: CustomEvent<PeerId>): void => { this.deadUntilMs.delete(event.detail.toString()) }
@@ -213,16 +213,17 @@ export class SourceFinder {
 
   /**
    * Returns true once the random wait before the first lookup for `digest`
-   * has passed. The wait starts the first time no connected peer had it.
+   * has passed. The wait starts the first time no connected peer had it,
+   * and is a random fraction of `delayMaxMs`, drawn once. A later call with
+   * a lower maximum, from a caller that joined the transfer, shortens it.
    */
   private firstLookupDue (digest: OciDigest, delayMaxMs: number): boolean {
-    const atMs = this.firstLookupAtMs.get(digest)
-    if (atMs != null) {
-      return Date.now() >= atMs
+    let wait = this.firstLookupWaits.get(digest)
+    if (wait == null) {
+      wait = { sinceMs: Date.now(), fraction: Math.random() }
+      setMostRecent(this.firstLookupWaits, digest, wait, MAX_TRACKED_LOOKUPS)
     }
-    const delayMs = Math.random() * delayMaxMs
-    setMostRecent(this.firstLookupAtMs, digest, Date.now() + delayMs, MAX_TRACKED_LOOKUPS)
-    return delayMs === 0
+    return Date.now() >= wait.sinceMs + wait.fraction * delayMaxMs
   }
 
   /**
