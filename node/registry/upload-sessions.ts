@@ -10,6 +10,7 @@ import { createReadStream } from 'node:fs'
 import { mkdir, open, readdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { logger } from '@libp2p/logger'
+import { DigestMismatchError } from '../../protocol/errors.js'
 import { RegistryError } from './errors.js'
 import type { OciDigest } from '../../protocol/digest.js'
 import type { BlobStore } from '../store/blob-store.js'
@@ -197,6 +198,11 @@ export class UploadSessions {
       const stored = await this.store.putStream(createReadStream(session.path, { signal: options?.signal }), digest, { expectedSizeBytes: session.sizeBytes, signal: options?.signal })
       log('completed upload %s as %s (%d bytes)', session.id, stored.digest, stored.sizeBytes)
       return stored
+    } catch (err: any) {
+      if (err instanceof DigestMismatchError) {
+        throw new RegistryError('DIGEST_INVALID', `${err.message as string}; upload ${session.id} is closed, so start a new one with POST /v2/${session.repository}/blobs/uploads/`)
+      }
+      throw err
     } finally {
       await this.remove(session)
     }

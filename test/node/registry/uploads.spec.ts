@@ -88,6 +88,22 @@ describe('registry uploads', () => {
     assert.deepEqual(await readdir(join(registry.dir, 'uploads')), [])
   })
 
+  it('PUT with a wrong digest closes the upload', async () => {
+    const { bytes } = blobOf('the bytes sent')
+    const { digest: other } = blobOf('other bytes')
+    const location = await startUpload()
+    await send(registry.port, 'PATCH', location, { body: bytes })
+
+    const completed = await send(registry.port, 'PUT', `${location}?digest=${other}`)
+    const status = await send(registry.port, 'GET', location)
+
+    assert.equal(completed.status, 400)
+    assert.equal(completed.code, 'DIGEST_INVALID')
+    assert.match(completed.body.toString(), /start a new one with POST \/v2\/demo\/httpd\/blobs\/uploads\//)
+    assert.equal(status.status, 404)
+    assert.equal(await registry.backend.store.has(other), false)
+  })
+
   it('chunked PATCH stores every chunk', async () => {
     const { bytes, digest } = blobOf('a'.repeat(100_000) + 'b'.repeat(100_000))
     const location = await startUpload()
