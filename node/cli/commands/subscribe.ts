@@ -74,7 +74,8 @@ ${COMMON_HELP}`,
       console.log(`the subscription to every tag of ${coveredBy.repository} pulls it too; this one keeps it after "kilomesh unsubscribe ${coveredBy.repository}"`)
     }
     if (covers.length > 0) {
-      console.log(`it also covers ${covers.join(', ')}, which stay subscribed on their own after "kilomesh unsubscribe ${subscription.repository}"`)
+      const verb = covers.length === 1 ? 'stays' : 'stay'
+      console.log(`it also covers ${covers.join(', ')}, which ${verb} subscribed on their own after "kilomesh unsubscribe ${subscription.repository}"`)
     }
     return 0
   }
