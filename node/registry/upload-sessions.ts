@@ -200,7 +200,7 @@ export class UploadSessions {
       return stored
     } catch (err: any) {
       if (err instanceof DigestMismatchError) {
-        throw new RegistryError('DIGEST_INVALID', `${err.message as string}; upload ${session.id} is closed, so start a new one with POST /v2/${session.repository}/blobs/uploads/`)
+        throw new RegistryError('DIGEST_INVALID', `${err.message}; upload ${session.id} is closed, so start a new one with POST /v2/${session.repository}/blobs/uploads/`)
       }
       throw err
     } finally {
