@@ -72,6 +72,10 @@ export function parseReference (value: string, options: { allowDigest?: boolean 
 
   const colon = value.lastIndexOf(':')
   if (colon === -1 || colon < value.lastIndexOf('/')) {
+    // An invalid name is the first thing to fix, so it is named before the missing tag.
+    if (colon === -1) {
+      parseRepository(value)
+    }
     const forms = allowDigest ? 'REPOSITORY:TAG or REPOSITORY@DIGEST' : 'REPOSITORY:TAG'
     throw new InvalidReferenceError(`invalid reference ${show(value)}: missing tag, give ${forms} (for example "demo/httpd:v1")`)
   }

@@ -25,6 +25,7 @@ describe('protocol reference', () => {
   const invalid: Array<[string, string, RegExp]> = [
     ['uppercase repository', 'Demo/httpd:v1', /invalid repository name/],
     ['missing tag', 'demo/httpd', /missing tag/],
+    ['invalid name without tag', 'Bad Ref', /invalid repository name "Bad Ref"/],
     ['empty tag', 'demo/httpd:', /invalid tag/],
     ['tag with slash after colon', 'demo:v1/x', /missing tag/],
     ['path traversal', '../../etc:v1', /invalid repository name/],
