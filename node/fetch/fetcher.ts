@@ -89,9 +89,9 @@ export interface FetcherStats {
 
 export class BlobFetcher {
   readonly stats: FetcherStats = { fetchedBlobs: 0, receivedBytes: 0, failedAttempts: 0 }
-  /** Transfers in progress, each shared by every caller that waits for the blob. */
   /**
-   * Transfers in progress. `lookupDelay.maxMs` is the lowest first-lookup
+   * Transfers in progress, each shared by every caller that waits for the
+   * blob. `lookupDelay.maxMs` is the lowest first-lookup
    * wait among the callers, undefined for the source finder's own, so an
    * interactive pull that joins a subscription's transfer does not wait the
    * longer time of the subscription.

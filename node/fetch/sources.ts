@@ -53,7 +53,7 @@ export const FIRST_LOOKUP_DELAY_MAX_MS = 1_000
  * 2.2 to 2.5 s. An automatic pull can wait, because its neighbours are
  * pulling the same version. Only a blob that no connected peer has or
  * receives waits, so a device whose neighbours are not subscribed gets it
- * up to this much later per blob.
+ * up to this much later per level of the image (index, manifest, blobs).
  */
 export const ROLLOUT_FIRST_LOOKUP_DELAY_MAX_MS = 5_000
 
@@ -88,7 +88,7 @@ export class SourceFinder {
   private readonly deadUntilMs = new Map<string, number>()
   /** Start time of the last DHT lookup per blob, or when holders were first busy. */
   private readonly lastLookupMs = new Map<OciDigest, number>()
-  /** Earliest time of the first DHT lookup per blob that no connected peer has. */
+  /** Start and random fraction of the wait before the first DHT lookup, per blob that no connected peer had. */
   private readonly firstLookupWaits = new Map<OciDigest, { sinceMs: number, fraction: number }>()
   private readonly busyLookupIntervalMs: number
   private readonly firstLookupDelayMaxMs: number

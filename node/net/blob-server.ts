@@ -156,9 +156,10 @@ export class BlobServer {
     }
     // A blob the registry sent its client from memory reaches the store a
     // moment later; the request waits for that write instead of NOT_FOUND.
+    // Like a blob in transit, it is waited for ARRIVAL_WAIT_MS at most.
     const writing = this.incoming.pendingWriteOf?.(request.digest)
     if (writing != null) {
-      await raceAbort(writing, options.signal).catch(() => false)
+      await raceAbort(writing, timeoutSignal(ARRIVAL_WAIT_MS, options.signal)).catch(() => false)
     }
 
     if (request.headerOnly) {
