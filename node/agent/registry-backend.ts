@@ -53,27 +53,35 @@ export class AgentRegistryBackend implements RegistryBackend {
   private readonly memoryFetchBudgetBytes: number
   /** Delays the writes of blobs fetched into memory until the client's next requests have gone by. */
   private readonly writeBehind: WriteBehind
+  /** Writes of verified blobs fetched into memory, from their delay until they are stored or failed. */
+  private readonly pendingWrites = new Map<OciDigest, Promise<boolean>>()
+  private readonly unwatchWrites: () => void
 
   constructor (private readonly context: AgentContext, init: MemoryFetchInit = {}) {
     this.maxMemoryFetchBytes = init.maxMemoryFetchBytes ?? MAX_MEMORY_FETCH_BYTES
     this.memoryFetchBudgetBytes = init.memoryFetchBudgetBytes ?? MEMORY_FETCH_BUDGET_BYTES
     this.writeBehind = new WriteBehind(init.writeBehindMs ?? WRITE_BEHIND_MS)
-    context.fetcher.watchPendingWrites(digest => this.storeNow(digest))
+    this.unwatchWrites = context.fetcher.watchPendingWrites(digest => this.storeNow(digest))
   }
 
   /**
-   * Returns the write of a blob that a fetch into memory has or is receiving,
-   * started now if it waits, or undefined when there is none. The fetcher
-   * and the blob server use it during the write-behind delay, instead of
-   * downloading the blob again or returning NOT_FOUND.
+   * Returns the write of a blob whose bytes are in memory and verified,
+   * started now if it waits, or undefined when there is none. A blob still
+   * arriving has no write yet. The fetcher and the blob server use it
+   * during the write-behind delay, instead of downloading the blob again or
+   * returning NOT_FOUND.
    */
   storeNow (digest: OciDigest): Promise<boolean> | undefined {
-    const entry = this.inMemory.get(digest)
-    if (entry == null) {
-      return undefined
+    const written = this.pendingWrites.get(digest)
+    if (written != null) {
+      this.writeBehind.flush(digest)
     }
-    this.writeBehind.flush(digest)
-    return entry.pending.then(async fetched => await fetched?.stored ?? false, () => false)
+    return written
+  }
+
+  /** Stops answering the fetcher's and the blob server's questions about pending writes. */
+  stopWatchingWrites (): void {
+    this.unwatchWrites()
   }
 
   /** Starts the delayed writes now and waits until every blob fetched into memory is stored or failed. */
@@ -203,16 +211,16 @@ export class AgentRegistryBackend implements RegistryBackend {
         this.context.fetcher.stats.fetchedBlobs++
         this.context.fetcher.stats.receivedBytes += bytes.byteLength
         this.rememberSources(digest, [peer])
-        await this.writeBehind.wait(digest, options.storeAtOnce === true)
-        // A pull may have stored the blob meanwhile.
-        if (await this.context.store.has(digest)) {
-          return true
+
+        // The wait is registered before the write becomes visible to
+        // storeNow, so that storeNow can always start it.
+        const written = this.writeBehind.wait(digest, options.storeAtOnce === true).then(async () => this.writeVerified(digest, bytes))
+        this.pendingWrites.set(digest, written)
+        try {
+          return await written
+        } finally {
+          this.pendingWrites.delete(digest)
         }
-        // receiveBody hashed these bytes as they arrived, and `done` gives them only once they matched.
-        return this.context.store.putVerified(bytes, digest).then(() => true, (err: Error) => {
-          log.error('could not store %s after fetching it: %e', digest, err)
-          return false
-        })
       })
 
       if (arriving.sizeBytes >= STREAM_TO_CLIENT_MIN_BYTES) {
@@ -225,6 +233,22 @@ export class AgentRegistryBackend implements RegistryBackend {
       options.signal?.throwIfAborted()
     }
     return undefined
+  }
+
+  /** Stores bytes that match `digest`, unless a pull stored the blob meanwhile. Returns false when the write failed. */
+  private async writeVerified (digest: OciDigest, bytes: Uint8Array): Promise<boolean> {
+    if (await this.context.store.has(digest)) {
+      return true
+    }
+
+    // receiveBody hashed these bytes as they arrived, and `done` gives them only once they matched.
+    try {
+      await this.context.store.putVerified(bytes, digest)
+      return true
+    } catch (err: any) {
+      log.error('could not store %s after fetching it: %e', digest, err)
+      return false
+    }
   }
 
   /** Returns the largest blob fetched into memory for this request: the memory limit, or the request's own limit when lower. */
@@ -294,6 +318,7 @@ export async function startRegistry (context: AgentContext, address: { host: str
   const stop = async (): Promise<void> => {
     await server.stop()
     await backend.flushWrites()
+    backend.stopWatchingWrites()
   }
   return { address: `${host}:${bound.port}`, stop }
 }

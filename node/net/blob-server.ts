@@ -155,8 +155,9 @@ export class BlobServer {
       await this.awaitArrival(request.digest, peer, options)
     }
     // A blob the registry sent its client from memory reaches the store a
-    // moment later; the request waits for that write instead of NOT_FOUND.
-    // Like a blob in transit, it is waited for ARRIVAL_WAIT_MS at most.
+    // moment later, so the request starts that write and waits for it
+    // (ARRIVAL_WAIT_MS at most) instead of returning NOT_FOUND. Only blobs
+    // whose bytes have all arrived have such a write.
     const writing = this.incoming.pendingWriteOf?.(request.digest)
     if (writing != null) {
       await raceAbort(writing, timeoutSignal(ARRIVAL_WAIT_MS, options.signal)).catch(() => false)
