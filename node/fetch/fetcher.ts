@@ -116,10 +116,16 @@ export class BlobFetcher {
   /**
    * Lets another part of the agent report blobs that it keeps in memory and
    * stores soon, such as the registry's fetches into memory: the lookup
-   * returns that write, started at once, or undefined.
+   * returns that write, started at once, or undefined. Returns a function
+   * that removes the lookup.
    */
-  watchPendingWrites (lookup: (digest: OciDigest) => Promise<boolean> | undefined): void {
+  watchPendingWrites (lookup: (digest: OciDigest) => Promise<boolean> | undefined): () => void {
     this.pendingWrite = lookup
+    return () => {
+      if (this.pendingWrite === lookup) {
+        this.pendingWrite = () => undefined
+      }
+    }
   }
 
   /** Returns the write of `digest` that another part of the agent keeps in memory, started now, or undefined. */
@@ -319,7 +325,7 @@ export class BlobFetcher {
             // connected ones first (see preferConnected). Each is taken once
             // per transfer, so two busy peers that name each other do not
             // send requests back and forth without a pause.
-            const untried = holders.filter(holder => !tried.has(holder.id.toString()) && !lacking.has(holder.id.toString()))
+            const untried = holders.filter(holder => !tried.has(holder.id.toString()) && !lacking.has(holder.id.toString()) && !hinted.has(holder.id.toString()))
             for (const holder of this.sources.preferConnected(untried)) {
               const name = holder.id.toString()
               if (!tried.has(name) && !hinted.has(name)) {

@@ -182,7 +182,8 @@ export class SourceFinder {
     // Busy holders name the peers they sent copies to. Those may not be
     // connected here, and without the DHT nothing else would lead to them.
     // Connected ones are asked first. The others cost a dial each, so they
-    // are asked only when no connected one has the blob or is receiving it.
+    // are asked only when none of the connected ones has the blob or
+    // answers BUSY because it is receiving it.
     const hinted = found.hinted.filter(holder => usable(holder.id) && !found.busy.some(busy => busy.equals(holder.id)))
     const connectedHints = hinted.filter(holder => this.isConnected(holder.id))
     const busyBefore = found.busy.length
