@@ -6,6 +6,7 @@ import { lookup } from 'node:dns/promises'
 import { createServer } from 'node:net'
 import { multiaddr } from '@multiformats/multiaddr'
 import { InvalidConfigError } from '../config/errors.js'
+import { raceAbort } from '../net/signals.js'
 
 /** Protocols a TCP listen address may name its host with. */
 const HOST_PROTOCOLS = new Set(['ip4', 'ip6', 'dns', 'dns4', 'dns6'])
@@ -44,7 +45,8 @@ export function splitListenAddresses (addresses: string[], peerId: string, origi
     }
 
     const names = components.map(component => component.name).filter((name, i) => !(i === components.length - 1 && name === 'p2p'))
-    const hostAt = names[0] === 'ip6zone' ? 1 : 0
+    // An IPv6 zone may only come before an IPv6 address.
+    const hostAt = names[0] === 'ip6zone' && names[1] === 'ip6' ? 1 : 0
     const isTcp = names.length === hostAt + 2 && HOST_PROTOCOLS.has(names[hostAt] ?? '') && names[hostAt + 1] === 'tcp'
     if (isTcp || address.startsWith('/unix/')) {
       result.usable.push(address)
@@ -73,16 +75,18 @@ export async function explainListenFailure (addresses: string[]): Promise<string
 async function bindError (address: string): Promise<string> {
   const components = multiaddr(address).getComponents()
   const host = components.find(component => HOST_PROTOCOLS.has(component.name))
+  const zone = components.find(component => component.name === 'ip6zone')?.value
   const port = Number(components.find(component => component.name === 'tcp')?.value)
   if (host?.value == null || !Number.isInteger(port)) {
     return 'not checked'
   }
 
   try {
-    let ip = host.value
+    let ip = zone == null ? host.value : `${host.value}%${zone}`
     if (host.name.startsWith('dns')) {
       const family = host.name === 'dns6' ? 6 : host.name === 'dns4' ? 4 : 0
-      ip = (await lookup(host.value, { family })).address
+      // The lookup takes no signal, so it is raced against the same limit as the bind.
+      ip = (await raceAbort(lookup(host.value, { family }), AbortSignal.timeout(DIAGNOSE_TIMEOUT_MS))).address
     }
     return await new Promise<string>(resolve => {
       const server = createServer()
@@ -100,6 +104,9 @@ async function bindError (address: string): Promise<string> {
 }
 
 function describeBindError (err: NodeJS.ErrnoException): string {
+  if (err.name === 'TimeoutError') {
+    return 'timed out while checking'
+  }
   switch (err.code) {
     case 'EADDRINUSE': return 'the port is in use, maybe by another agent'
     case 'EADDRNOTAVAIL': return 'this host has no such address'

@@ -26,6 +26,13 @@ describe('splitListenAddresses', () => {
     expect(result.skipped[0]).to.contain('listen address 2 "/ip4/127.0.0.1/udp/0/quic-v1" is not a TCP address')
   })
 
+  it('leaves out a zone before IPv4', () => {
+    const result = splitListenAddresses(['/ip4/127.0.0.1/tcp/0', '/ip6zone/lo/ip4/127.0.0.1/tcp/0'], PEER, originOf)
+
+    expect(result.usable).to.deep.equal(['/ip4/127.0.0.1/tcp/0'])
+    expect(result.skipped).to.have.length(1)
+  })
+
   it('rejects only other transports', () => {
     expect(() => splitListenAddresses(['/ip4/127.0.0.1/tcp/0/ws'], PEER, originOf)).to.throw(InvalidConfigError, /listen address 1 "\/ip4\/127.0.0.1\/tcp\/0\/ws" is not a TCP address/)
   })
