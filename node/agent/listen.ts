@@ -14,6 +14,9 @@ const HOST_PROTOCOLS = new Set(['ip4', 'ip6', 'dns', 'dns4', 'dns6'])
 /** The forms of a TCP listen address, for messages. */
 const TCP_FORMS = '/ip4/0.0.0.0/tcp/4001 or /ip6/::/tcp/4001'
 
+/** Address family each DNS protocol resolves to; 0 takes either. */
+const DNS_FAMILIES: Record<string, 0 | 4 | 6> = { dns: 0, dns4: 4, dns6: 6 }
+
 /** Time to wait for a test bind while explaining a failed listen, in ms. */
 const DIAGNOSE_TIMEOUT_MS = 2_000
 
@@ -84,7 +87,7 @@ async function bindError (address: string): Promise<string> {
   try {
     let ip = zone == null ? host.value : `${host.value}%${zone}`
     if (host.name.startsWith('dns')) {
-      const family = host.name === 'dns6' ? 6 : host.name === 'dns4' ? 4 : 0
+      const family = DNS_FAMILIES[host.name] ?? 0
       // The lookup takes no signal, so it is raced against the same limit as the bind.
       ip = (await raceAbort(lookup(host.value, { family }), AbortSignal.timeout(DIAGNOSE_TIMEOUT_MS))).address
     }
