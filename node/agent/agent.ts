@@ -33,7 +33,7 @@ import { isProcessAlive, readAgentFile, removeAgentFile, writeAgentFile, type Ag
 import { SubscriptionManager } from './subscriptions.js'
 import { SyncRelay } from './sync-relay.js'
 import { ListenFailedError } from './errors.js'
-import { explainListenFailure, splitListenAddresses } from './listen.js'
+import { explainListenFailure, findUnboundAddresses, splitListenAddresses } from './listen.js'
 import { PeerBlocklist } from './test-hooks.js'
 import type { PrivateKey } from '@libp2p/interface'
 import type { Datastore } from 'interface-datastore'
@@ -150,7 +150,7 @@ async function connectionProtector (options: AgentOptions, config: AgentConfig):
 export class Agent {
   /** Registry address actually bound, or null when the registry is off. */
   registryAddress: string | null = null
-  /** Messages for the listen addresses left out because the TCP transport cannot bind them. */
+  /** Messages for the listen addresses left out, because the TCP transport cannot use them or they did not bind. */
   skippedListen: string[] = []
   private readonly stoppers: Array<() => Promise<void>> = []
   private stopping?: Promise<void>
@@ -247,6 +247,9 @@ export class Agent {
       await catalog.stop()
       await closeDatastore()
       throw new ListenFailedError(options.transports == null ? await explainListenFailure(listen) : `could not listen on any of ${listen.join(', ')}`)
+    }
+    if (options.transports == null) {
+      skippedListen.push(...await findUnboundAddresses(listen, node.getMultiaddrs().map(address => address.toString())))
     }
 
     const penalties = new PeerPenalties()

@@ -75,6 +75,26 @@ export async function explainListenFailure (addresses: string[]): Promise<string
   return `could not listen on any of ${addresses.join(', ')} (${reasons.join('; ')}); pass --listen with an address of this host and a free port, or port 0 for any free port`
 }
 
+/**
+ * Returns a message for each listen address with a fixed port that no bound
+ * address uses, with the system's reason. libp2p starts on the addresses
+ * that bind and leaves the others out without a word. An address with port
+ * 0 is not checked, because its bound port is unknown beforehand.
+ */
+export async function findUnboundAddresses (addresses: string[], bound: string[]): Promise<string[]> {
+  const boundPorts = new Set(bound.map(address => portOf(address)))
+  const unbound = addresses.filter(address => {
+    const port = portOf(address)
+    return port != null && port !== 0 && !boundPorts.has(port)
+  })
+  return Promise.all(unbound.map(async address => `listen address ${address} did not bind: ${await bindError(address)}`))
+}
+
+function portOf (address: string): number | undefined {
+  const port = multiaddr(address).getComponents().find(component => component.name === 'tcp')?.value
+  return port == null ? undefined : Number(port)
+}
+
 async function bindError (address: string): Promise<string> {
   const components = multiaddr(address).getComponents()
   const host = components.find(component => HOST_PROTOCOLS.has(component.name))

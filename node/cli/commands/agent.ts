@@ -91,7 +91,7 @@ ${COMMON_HELP}`,
       }
     }
     for (const message of agent.skippedListen) {
-      console.error(`warning: ${message}; the agent listens on the other addresses`)
+      console.error(`warning: ${message}; the agent listens on its other addresses`)
     }
     if (agent.multiaddrs().length === 0) {
       console.error('warning: the agent listens on no address, so other devices cannot connect to it; pass --listen, such as /ip4/0.0.0.0/tcp/4001, or add a "listen" entry to config.json')

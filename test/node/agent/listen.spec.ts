@@ -1,3 +1,4 @@
+import { createServer, type AddressInfo } from 'node:net'
 import { expect } from 'chai'
 import { splitListenAddresses } from '../../../node/agent/listen.js'
 import { InvalidConfigError } from '../../../node/config/errors.js'
@@ -48,6 +49,21 @@ describe('agent listen addresses', function () {
 
   afterEach(async () => {
     await stopLocalAgents(agents.splice(0))
+  })
+
+  it('start names a port that did not bind', async () => {
+    const holder = createServer()
+    await new Promise<void>(resolve => holder.listen(0, '127.0.0.1', resolve))
+    const port = (holder.address() as AddressInfo).port
+    try {
+      const agent = await startLocalAgent({ listen: [`/ip4/127.0.0.1/tcp/${port}`, '/ip4/127.0.0.1/tcp/0'] })
+      agents.push(agent)
+
+      expect(agent.multiaddrs()).to.have.length(1)
+      expect(agent.skippedListen).to.deep.equal([`listen address /ip4/127.0.0.1/tcp/${port} did not bind: the port is in use, maybe by another agent`])
+    } finally {
+      holder.close()
+    }
   })
 
   it('start skips a WebSocket address', async () => {
