@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { expect } from 'chai'
+import { digestOf } from '../../../protocol/digest.js'
 import { SourceFinder } from '../../../node/fetch/sources.js'
 import { MAX_UPLOADS_PER_BLOB } from '../../../node/net/constants.js'
 import { addressOf, startLocalAgent, stopLocalAgents, waitUntil } from '../../utils/in-process.js'
@@ -74,6 +75,31 @@ describe('SourceFinder', function () {
     } finally {
       sources.stop()
     }
+  })
+
+  it('joined fetch shortens the lookup wait', async () => {
+    // The DHT is on, and no peer has the blob, so every round ends in the wait before a lookup.
+    const holder = await startLocalAgent()
+    const seeker = await startLocalAgent({ bootstrap: [addressOf(holder)] })
+    agents.push(holder, seeker)
+    await waitUntil(() => seeker.node.getConnections(holder.node.peerId).length > 0, 'the seeker to connect')
+    const digest = digestOf(randomBytes(64))
+    const stats = seeker.context.fetcher.sources.stats
+    const stop = new AbortController()
+
+    // A subscription-like fetch with a wait no test reaches, then a pull with the default wait.
+    const rollout = seeker.context.fetcher.fetch(digest, { firstLookupDelayMaxMs: 600_000, waitForSourcesMs: 60_000, signal: stop.signal }).catch(() => {})
+    await waitUntil(() => stats.deferredLookups > 0, 'the first deferred lookup')
+    const lookupsBefore = stats.providerLookups
+    const pull = seeker.context.fetcher.fetch(digest, { waitForSourcesMs: 60_000, signal: stop.signal }).catch(() => {})
+    try {
+      await waitUntil(() => stats.providerLookups > lookupsBefore, 'a DHT lookup after the pull joined', 15_000)
+    } finally {
+      stop.abort()
+      await Promise.all([rollout, pull])
+    }
+
+    expect(lookupsBefore).to.equal(0)
   })
 
   it('asks again a peer that lacked the blob', async () => {
