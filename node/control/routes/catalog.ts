@@ -10,8 +10,9 @@ import { parseReference, parseRepository } from '../../../protocol/reference.js'
 import { deleteTag } from '../../agent/publish.js'
 import { updateConfig } from '../../agent/subscription-config.js'
 import { InvalidTrustEntryError } from '../../catalog/errors.js'
-import { rejectedElsewhere, type TrustEntry, type TrustMode, type TrustPolicy } from '../../catalog/trust.js'
+import type { TrustEntry, TrustMode, TrustPolicy } from '../../catalog/trust.js'
 import { RequestError, optionalString, requireString, type ControlRoute } from '../route.js'
+import { withTrustWarning } from './trust-warning.js'
 import type { AgentContext } from '../../agent/agent.js'
 import type { CatalogStats } from '../../catalog/catalog.js'
 import type { CatalogSyncStats } from '../../sync/catalog-sync.js'
@@ -167,7 +168,7 @@ export const catalogRoutes: ControlRoute[] = [
       const parsed = parseReference(requireString(body, 'reference'), { allowDigest: false })
       const repository = parsed.repository
       const tag = parsed.tag ?? ''
-      const { catalog, peerId } = agent.context
+      const { catalog } = agent.context
 
       if (!await deleteTag(agent.context, repository, tag)) {
         const current = catalog.get(repository, tag)
@@ -176,12 +177,7 @@ export const catalogRoutes: ControlRoute[] = [
       }
 
       const tombstone = catalog.get(repository, tag)
-      const warning = rejectedElsewhere(catalog.trust, peerId, repository)
-      if (warning != null) {
-        log('deleted %s:%s, but %s', repository, tag, warning)
-      }
-
-      return { repository, tag, hlc: tombstone == null ? '' : formatHlc(tombstone.record.hlc), ...(warning != null ? { warning } : {}) }
+      return withTrustWarning(agent, { repository, tag, hlc: tombstone == null ? '' : formatHlc(tombstone.record.hlc) }, 'deleted')
     }
   },
   {

@@ -4,7 +4,7 @@ import { logger } from '@libp2p/logger'
 import { publishImage } from '../../agent/publish.js'
 import { pullImage } from '../../agent/pull.js'
 import { imagesView, peersView, statusView } from '../../agent/status.js'
-import { rejectedElsewhere } from '../../catalog/trust.js'
+import { withTrustWarning } from './trust-warning.js'
 import { parseBootstrapAddress } from '../../config/config.js'
 import { DEFAULT_WAIT_FOR_SOURCES_MS } from '../../fetch/fetcher.js'
 import { parsePlatform } from '../../image/platform.js'
@@ -41,11 +41,7 @@ export const coreRoutes: ControlRoute[] = [
     path: '/publish',
     handle: async ({ agent, body }) => {
       const result = await publishImage(agent.context, requireString(body, 'reference'), requireString(body, 'from'))
-      const warning = rejectedElsewhere(agent.context.catalog.trust, agent.peerId, result.repository)
-      if (warning != null) {
-        log('published %s:%s, but %s', result.repository, result.tag, warning)
-      }
-      return warning == null ? result : { ...result, warning }
+      return withTrustWarning(agent, result, 'published')
     }
   },
   {

@@ -1,11 +1,8 @@
 /** Control routes of subscriptions, garbage collection and rollback. */
-import { logger } from '@libp2p/logger'
 import { releaseHold, rollbackTag } from '../../agent/rollback.js'
 import { parseStorageSize } from '../../agent/subscription-config.js'
-import { rejectedElsewhere } from '../../catalog/trust.js'
 import { optionalBoolean, requireString, type ControlRoute } from '../route.js'
-
-const log = logger('kilomesh:control')
+import { withTrustWarning } from './trust-warning.js'
 
 export const subscriptionRoutes: ControlRoute[] = [
   {
@@ -43,11 +40,7 @@ export const subscriptionRoutes: ControlRoute[] = [
       const result = await rollbackTag(agent.context, reference, { local: optionalBoolean(body, 'local') })
       // A fleet rollback publishes a tag record like publish does, so the
       // same trust rule decides whether other agents accept it.
-      const warning = result.scope === 'fleet' ? rejectedElsewhere(agent.context.catalog.trust, agent.peerId, result.repository) : undefined
-      if (warning != null) {
-        log('rolled back %s:%s, but %s', result.repository, result.tag, warning)
-      }
-      return warning == null ? result : { ...result, warning }
+      return result.scope === 'fleet' ? withTrustWarning(agent, result, 'rolled back') : result
     }
   }
 ]
