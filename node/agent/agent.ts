@@ -181,8 +181,9 @@ export class Agent {
     const originOf = (i: number): string => options.listen != null ? `listen address ${i + 1}` : `"listen[${i}]" in ${paths.config}`
     let listen = (options.listen ?? config.listen).map((address, i) => parseMultiaddrValue(address, originOf(i)))
     // Tests and the simulator bring other transports and their own addresses.
+    const tcpOnly = options.transports == null
     let skippedListen: string[] = []
-    if (options.transports == null) {
+    if (tcpOnly) {
       ({ usable: listen, skipped: skippedListen } = splitListenAddresses(listen, peerId, originOf))
     }
     const bootstrap = [...config.bootstrap, ...(options.bootstrap ?? []).map((address, i) => parseBootstrapAddress(address, `bootstrap address ${i + 1}`))]
@@ -246,9 +247,9 @@ export class Agent {
       await node.stop()
       await catalog.stop()
       await closeDatastore()
-      throw new ListenFailedError(options.transports == null ? await explainListenFailure(listen) : `could not listen on any of ${listen.join(', ')}`)
+      throw new ListenFailedError(tcpOnly ? await explainListenFailure(listen) : `could not listen on any of ${listen.join(', ')}`)
     }
-    if (options.transports == null) {
+    if (tcpOnly) {
       skippedListen.push(...await findUnboundAddresses(listen, node.getMultiaddrs().map(address => address.toString())))
     }
 

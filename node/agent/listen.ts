@@ -14,7 +14,7 @@ const HOST_PROTOCOLS = new Set(['ip4', 'ip6', 'dns', 'dns4', 'dns6'])
 /** The forms of a TCP listen address, for messages. */
 const TCP_FORMS = '/ip4/0.0.0.0/tcp/4001 or /ip6/::/tcp/4001'
 
-/** Address family each DNS protocol resolves to; 0 takes either. */
+/** Address family each DNS protocol resolves to, where 0 takes either. */
 const DNS_FAMILIES: Record<string, 0 | 4 | 6> = { dns: 0, dns4: 4, dns6: 6 }
 
 /** Time to wait for a test bind while explaining a failed listen, in ms. */
@@ -99,8 +99,8 @@ async function bindError (address: string): Promise<string> {
   const components = multiaddr(address).getComponents()
   const host = components.find(component => HOST_PROTOCOLS.has(component.name))
   const zone = components.find(component => component.name === 'ip6zone')?.value
-  const port = Number(components.find(component => component.name === 'tcp')?.value)
-  if (host?.value == null || !Number.isInteger(port)) {
+  const port = portOf(address)
+  if (host?.value == null || port == null || !Number.isInteger(port)) {
     return 'not checked'
   }
 

@@ -194,7 +194,7 @@ export class BlobFetcher {
 
     // The registry may hold the blob in memory until its delayed write.
     // Waiting for that write costs less than downloading the blob again.
-    const writing = this.pendingWrite(digest)
+    const writing = this.pendingWriteOf(digest)
     if (writing != null && await raceAbort(writing, options.signal)) {
       const stored = await this.store.stat(digest)
       if (stored != null) {
@@ -325,13 +325,13 @@ export class BlobFetcher {
             // connected ones first (see preferConnected). Each is taken once
             // per transfer, so two busy peers that name each other do not
             // send requests back and forth without a pause.
-            const untried = holders.filter(holder => !tried.has(holder.id.toString()) && !lacking.has(holder.id.toString()) && !hinted.has(holder.id.toString()))
-            for (const holder of this.sources.preferConnected(untried)) {
+            const untried = holders.filter(holder => {
               const name = holder.id.toString()
-              if (!tried.has(name) && !hinted.has(name)) {
-                hinted.add(name)
-                queue.unshift(holder.id)
-              }
+              return !tried.has(name) && !lacking.has(name) && !hinted.has(name)
+            })
+            for (const holder of this.sources.preferConnected(untried)) {
+              hinted.add(holder.id.toString())
+              queue.unshift(holder.id)
             }
           })
         } catch (err: any) {
