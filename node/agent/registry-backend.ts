@@ -79,7 +79,7 @@ export class AgentRegistryBackend implements RegistryBackend {
     return written
   }
 
-  /** Stops answering the fetcher's and the blob server's questions about pending writes. */
+  /** Removes this backend's lookup of pending writes from the fetcher, which the blob server also uses. */
   stopWatchingWrites (): void {
     this.unwatchWrites()
   }

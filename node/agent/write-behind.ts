@@ -37,7 +37,7 @@ export class WriteBehind {
   /**
    * Resolves once the delay has passed, or at once when `atOnce` is true,
    * `flush(key)` or `flushAll` runs, or `flushAll` ran before. One write
-   * waits per key at a time; a second wait under the same key starts at once.
+   * waits per key at a time, so a second wait under the same key starts at once.
    */
   async wait (key: string, atOnce = false): Promise<void> {
     if (atOnce || this.closed || this.delayMs <= 0 || this.waiting.has(key)) {

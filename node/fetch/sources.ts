@@ -68,7 +68,7 @@ export interface SourceFinderInit {
 }
 
 export interface FindOptions extends AbortOptions {
-  /** Maximum random wait before the first DHT lookup for a blob; the finder's own when omitted. */
+  /** Maximum random wait before the first DHT lookup for a blob. The finder's own applies when it is omitted. */
   firstLookupDelayMaxMs?: number
 }
 
@@ -183,7 +183,7 @@ export class SourceFinder {
     // connected here, and without the DHT nothing else would lead to them.
     // Connected ones are asked first. The others cost a dial each, so they
     // are asked only when none of the connected ones has the blob or
-    // answers BUSY because it is receiving it.
+    // returns BUSY because it is receiving it.
     const hinted = found.hinted.filter(holder => usable(holder.id) && !found.busy.some(busy => busy.equals(holder.id)))
     const connectedHints = hinted.filter(holder => this.isConnected(holder.id))
     const busyBefore = found.busy.length

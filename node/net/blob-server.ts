@@ -43,7 +43,7 @@ export interface IncomingBlobs {
   receivingFrom: (digest: OciDigest) => PeerId | undefined
   /** Resolves when the transfer of `digest` in progress ends, stored or not. */
   settled: (digest: OciDigest, options?: AbortOptions) => Promise<void>
-  /** Returns the write of a blob held in memory until a delayed write, started now; true once stored. */
+  /** Returns the write of a blob kept in memory until its delayed write, started now. It resolves to true once the blob is stored. */
   pendingWriteOf?: (digest: OciDigest) => Promise<boolean> | undefined
 }
 

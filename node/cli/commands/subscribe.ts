@@ -62,7 +62,14 @@ ${COMMON_HELP}`,
     const covers = subscription.tag == null ? others.map(config.formatSubscription) : []
 
     if (values.json === true) {
-      console.log(JSON.stringify({ ...result, agentRunning: client != null, ...(coveredBy == null ? {} : { coveredBy: config.formatSubscription(coveredBy) }), ...(covers.length === 0 ? {} : { covers }) }, null, 2))
+      const view: Record<string, unknown> = { ...result, agentRunning: client != null }
+      if (coveredBy != null) {
+        view.coveredBy = config.formatSubscription(coveredBy)
+      }
+      if (covers.length > 0) {
+        view.covers = covers
+      }
+      console.log(JSON.stringify(view, null, 2))
       return 0
     }
     if (!result.added) {

@@ -118,7 +118,7 @@ describe('blob server upload budget', function () {
 
     expect(await latecomer.context.store.has(digest)).to.equal(true)
     expect(connected.context.blobServer.stats.servedBlobs).to.equal(1)
-    // The other recipients' connectivity keepers may dial the latecomer; it dials none of them.
+    // The other recipients' connectivity keepers may dial the latecomer, but it dials none of them.
     const dialled = unconnected.flatMap(recipient => latecomer.node.getConnections(recipient.node.peerId).filter(connection => connection.direction === 'outbound'))
     expect(dialled).to.have.length(0)
   })

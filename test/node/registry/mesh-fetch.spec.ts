@@ -136,7 +136,7 @@ describe('registry fetches through the mesh', function () {
     assert.equal(publisher.context.blobServer.stats.requests, requestsBefore)
     assert.equal(await agent.context.store.has(HTTPD_V1), true)
 
-    // A peer that asks for a waiting blob gets it instead of NOT_FOUND.
+    // A peer's request for a waiting blob returns it instead of NOT_FOUND.
     const reply = await requestBlob(publisher.node, agent.node.peerId, HTTPD_V1_LAYER, 0, { headerOnly: true })
     assert.equal(reply.status, BlobResponse.Status.OK)
     assert.equal(await agent.context.store.has(HTTPD_V1_LAYER), true)
